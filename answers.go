@@ -1,0 +1,131 @@
+package groupjoin
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+)
+
+// answer is one documented edge-made error: its status, body and the
+// outcome label it is counted and logged under.
+type answer struct {
+	status  int
+	code    string
+	desc    string
+	outcome string
+}
+
+// The generic invite description is fixed by the API page.
+const genericInviteDesc = "Provided token could not be validated."
+
+var (
+	ansMethod       = answer{http.StatusMethodNotAllowed, "method_not_allowed", "Only POST is allowed.", "method_not_allowed"}
+	ansNoUser       = answer{http.StatusUnauthorized, "unauthorized", "Authentication required.", "unauthorized"}
+	ansBadUser      = answer{http.StatusUnauthorized, "invalid_token", "Provided access token could not be validated.", "invalid_credentials"}
+	ansUserExpired  = answer{http.StatusUnauthorized, "invalid_token", "Provided access token has expired.", "invalid_credentials"}
+	ansInvalid      = answer{http.StatusBadRequest, "invalid_token", genericInviteDesc, "invalid_token"}
+	ansForbidden    = answer{http.StatusForbidden, "forbidden", "This invite is not meant for the current user.", "forbidden"}
+	ansInternal     = answer{http.StatusInternalServerError, "internal_error", "Internal server error.", "internal_error"}
+	ansUnavailable  = answer{http.StatusServiceUnavailable, "service_unavailable", "Service temporarily unavailable.", "store_unavailable"}
+	ansNoBackend    = answer{http.StatusInternalServerError, "internal_error", "Internal server error.", "no_backend_answer"}
+	ansBadGatewayNX = answer{http.StatusBadGateway, "bad_gateway", "Bad gateway.", "backend_error"}
+)
+
+// Request-shape errors: 400 invalid_request with a precise description.
+func badRequest(desc string) answer {
+	return answer{http.StatusBadRequest, "invalid_request", desc, "invalid_request"}
+}
+
+// inviteAnswer is the one table from token errors to answers for the
+// invite; more specific descriptions help a human, the default one is the
+// API page's.
+func inviteAnswer(err error) answer {
+	a := ansInvalid
+	switch tokens.KindOf(err) {
+	case tokens.KindConsumer:
+		return ansForbidden
+	case tokens.KindExpired:
+		a.desc = "Invite token has expired."
+	case tokens.KindRevoked:
+		a.desc = "Invite token has been revoked."
+	case tokens.KindWrongType:
+		a.desc = "Provided token is not a group invite."
+	case tokens.KindUsedUp:
+		a.desc = "Invite token usage limit has been reached."
+	case tokens.KindUnknown:
+		a.desc = "Invite token is not registered."
+	case tokens.KindTooLarge:
+		a.desc = "Provided token is too large."
+	}
+	return a
+}
+
+// userAnswer maps an access-token error to the 401 answers.
+func userAnswer(err error) answer {
+	if errors.Is(err, tokens.ErrExpired) {
+		return ansUserExpired
+	}
+	return ansBadUser
+}
+
+// backendAnswer is the documented body for a backend (or next handler)
+// status that did not come with an error body of its own.
+func backendAnswer(status int) answer {
+	a := answer{status: status, outcome: "backend_error"}
+	switch {
+	case status == http.StatusBadRequest:
+		a.code, a.desc = "invalid_request", "Invalid request."
+	case status == http.StatusUnauthorized:
+		a.code, a.desc = "unauthorized", "Authentication error."
+	case status == http.StatusForbidden:
+		a.code, a.desc = "forbidden", "Authorization error."
+	case status == http.StatusNotFound:
+		a.code, a.desc = "not_found", "Resource not found."
+	case status == http.StatusConflict:
+		a.code, a.desc = "already_member", "The user is already a member of this group."
+	case status == http.StatusTooManyRequests:
+		a.code, a.desc = "too_many_requests", "Too many requests."
+	case status == http.StatusBadGateway:
+		a.code, a.desc = "bad_gateway", "Bad gateway."
+	case status == http.StatusServiceUnavailable:
+		a.code, a.desc = "service_unavailable", "Service temporarily unavailable."
+	case status == http.StatusGatewayTimeout:
+		a.code, a.desc = "gateway_timeout", "Gateway timeout."
+	case status >= 500 && status <= 599:
+		a.code, a.desc = "internal_error", "Internal server error."
+	case status >= 400 && status <= 499:
+		a.code, a.desc = "invalid_request", "Invalid request."
+	default: // 1xx and 3xx are no answer to a join
+		return ansBadGatewayNX
+	}
+	return a
+}
+
+// write sends the answer as the documented JSON body.
+func (a answer) write(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	switch a.status {
+	case http.StatusMethodNotAllowed:
+		h.Set("Allow", "POST")
+	case http.StatusUnauthorized:
+		if a.code == "invalid_token" {
+			h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		} else {
+			h.Set("WWW-Authenticate", "Bearer")
+		}
+	}
+	body := make([]byte, 0, 64+len(a.code)+len(a.desc))
+	body = append(body, `{"error":`...)
+	body = strconv.AppendQuote(body, a.code)
+	body = append(body, `,"error_description":`...)
+	body = strconv.AppendQuote(body, a.desc)
+	body = append(body, '}')
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(a.status)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,216 @@
+package groupjoin
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+)
+
+// Headers the edge owns towards the backend: client-sent copies are always
+// removed, so the backend can trust them.
+var upstreamHeaders = [...]string{"X-User-Id", "X-Group-Id", "X-Invite-Token-Id", "X-Invite-Issuer"}
+
+var (
+	errAmbiguousCredentials = errors.New("credentials header repeated or empty")
+	errBadUserID            = errors.New("user id from placeholder has characters outside [A-Za-z0-9._~@-]")
+	errNoAnswer             = errors.New("next handler wrote no answer (is reverse_proxy configured after group_join?)")
+)
+
+// decision is what gets logged and counted for one request.
+type decision struct {
+	clientIP string
+	userID   string
+	groupID  string
+	tokenID  string
+	status   int
+}
+
+// ServeHTTP runs the pipeline: method → current user → request body →
+// invite → forward → answer. The first failure answers.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	start := time.Now()
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	d := decision{clientIP: ip}
+
+	// 1. Method.
+	if r.Method != http.MethodPost {
+		return h.reject(w, &d, ansMethod, nil)
+	}
+
+	// 2. Current user.
+	who, a, err := h.identify(r, repl, ip, start)
+	if a != nil {
+		return h.reject(w, &d, *a, err)
+	}
+	d.userID = who.userID
+
+	// 3. Request shape.
+	body, a := readBody(r, h.MaxBody)
+	if a != nil {
+		return h.reject(w, &d, *a, nil)
+	}
+	raw, a := tokenField(body)
+	if a != nil {
+		return h.reject(w, &d, *a, nil)
+	}
+
+	// 4. Invite, then consumer binding (inside CheckInvite, last).
+	invite, err := h.verifier.Keys.Authenticate(raw)
+	if err == nil {
+		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
+		err = invite.CheckInvite(h.verifier.Env(start, ip, who.userID))
+	}
+	h.metrics.verify.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return h.reject(w, &d, inviteAnswer(err), err)
+	}
+
+	// 5. Forward.
+	h.prepareUpstream(r, repl, who, invite, body)
+	rec := newCapture()
+	nextErr := next.ServeHTTP(rec, r)
+
+	// 6. Answer.
+	return h.answer(w, &d, invite, rec, nextErr)
+}
+
+// prepareUpstream sets what the backend relies on: trusted identity
+// headers, placeholders, and the body exactly as received.
+func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, who caller, invite *tokens.Token, body []byte) {
+	for _, k := range upstreamHeaders {
+		r.Header.Del(k)
+	}
+	id := invite.ID
+	issuer := id.Subject.String()
+	if h.setHeaders {
+		r.Header.Set("X-User-Id", who.userID)
+		r.Header.Set("X-Group-Id", id.Type.TargetID)
+		r.Header.Set("X-Invite-Token-Id", id.TokenID)
+		r.Header.Set("X-Invite-Issuer", issuer)
+	}
+	repl.Set("http.group_join.user_id", who.userID)
+	repl.Set("http.group_join.group_id", id.Type.TargetID)
+	repl.Set("http.group_join.token_id", id.TokenID)
+	repl.Set("http.group_join.issuer", issuer)
+	if who.fromToken {
+		repl.Set("http.auth.user.id", who.userID)
+	}
+	// Answers are tiny and the edge must read error bodies.
+	r.Header.Del("Accept-Encoding")
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+}
+
+// answer turns what the next handler did into the documented answer.
+func (h *Handler) answer(w http.ResponseWriter, d *decision, invite *tokens.Token, rec *capture, nextErr error) error {
+	switch {
+	case nextErr != nil:
+		status := http.StatusInternalServerError
+		var he caddyhttp.HandlerError
+		if errors.As(nextErr, &he) && he.StatusCode != 0 {
+			status = he.StatusCode
+		}
+		a := backendAnswer(status)
+		a.outcome = "upstream_error"
+		return h.reject(w, d, a, nextErr)
+	case rec.status == 0:
+		return h.reject(w, d, ansNoBackend, errNoAnswer)
+	case rec.status >= 200 && rec.status <= 299:
+		copyBackendHeaders(w.Header(), rec.header)
+		w.Header().Set("Location", h.LocationPrefix+invite.ID.Type.TargetID)
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusCreated)
+		d.status = http.StatusCreated
+		h.log(zapcore.InfoLevel, "joined", d, nil)
+		return nil
+	}
+	if errorDocument(rec) {
+		copyBackendHeaders(w.Header(), rec.header)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(rec.body.Len()))
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body.Bytes())
+		d.status = rec.status
+		h.log(zapcore.InfoLevel, "backend_refused", d, nil)
+		return nil
+	}
+	a := backendAnswer(rec.status)
+	if ra := rec.header.Get("Retry-After"); ra != "" {
+		w.Header().Set("Retry-After", ra)
+	}
+	return h.reject(w, d, a, nil)
+}
+
+// errorDocument reports whether a backend's non-2xx answer already is a
+// documented error: a JSON object whose "error" member is one string.
+func errorDocument(rec *capture) bool {
+	if rec.overflow || rec.status < 400 || rec.status > 599 {
+		return false
+	}
+	f, ok := topField(rec.body.Bytes(), "error")
+	if !ok || !f.object || f.count != 1 {
+		return false
+	}
+	_, isString := f.str()
+	return isString
+}
+
+// copyBackendHeaders passes the backend's headers on, less those that
+// describe a body or resource the client does not get.
+func copyBackendHeaders(dst, src http.Header) {
+	for k, v := range src {
+		switch k {
+		case "Content-Type", "Content-Length", "Content-Encoding", "Content-Language", "Content-Range",
+			"Content-Disposition", "Content-Location", "Content-Md5", "Content-Security-Policy",
+			"Transfer-Encoding", "Location", "Etag", "Last-Modified":
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+// reject writes an edge-made answer, logs and counts it. It returns nil:
+// the answer is final, handle_errors does not run.
+func (h *Handler) reject(w http.ResponseWriter, d *decision, a answer, err error) error {
+	a.write(w)
+	d.status = a.status
+	level := zapcore.InfoLevel
+	if a.status >= 500 {
+		level = zapcore.ErrorLevel
+	}
+	h.log(level, a.outcome, d, err)
+	return nil
+}
+
+func (h *Handler) log(level zapcore.Level, outcome string, d *decision, err error) {
+	h.metrics.requests.WithLabelValues(outcome).Inc()
+	ce := h.logger.Check(level, "group join")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("outcome", outcome),
+		zap.Int("status", d.status),
+		zap.String("client_ip", d.clientIP),
+		zap.String("user_id", d.userID),
+		zap.String("group_id", d.groupID),
+		zap.String("token_id", d.tokenID),
+	}
+	if err != nil {
+		fields = append(fields, zap.String("reason", err.Error()))
+	}
+	ce.Write(fields...)
+}

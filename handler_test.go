@@ -1,0 +1,368 @@
+package groupjoin
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+)
+
+// One in-process Caddy serves every subtest of a group; subtests run in
+// sequence because the in-process Caddy is one per test binary.
+
+func TestEdgeRejections(t *testing.T) {
+	s := startSite(t, "key "+testSecret)
+	user := access(t, "alice")
+	good := joinBody(invite(t, "g1"))
+	auth := []string{"X-Auth-Token", user}
+	expired := access(t, "alice", tokens.TimeCaveat(time.Now().Add(-time.Minute)))
+	otherKey := mintT(t, "another secret", tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", "t1"))
+	spaceInvite := mintT(t, testSecret, tokens.Identifier{Persistence: tokens.Persistence{Named: true},
+		Subject: tokens.Subject{Kind: "usr", ID: "bob"}, Type: tokens.TokenType{Kind: tokens.TypeInvite, Code: "ujs", TargetID: "s1"}, TokenID: "t2"})
+	cases := []struct {
+		name, method, body, ctype string
+		headers                   []string
+		status                    int
+		code, desc                string
+	}{
+		{"GET is 405", http.MethodGet, "", "", auth, 405, "method_not_allowed", ""},
+		{"PUT is 405 before anything else", http.MethodPut, "junk", "text/plain", nil, 405, "method_not_allowed", ""},
+		{"no credentials", "", good, "", nil, 401, "unauthorized", ""},
+		{"basic auth is not an access token", "", good, "", []string{"Authorization", "Basic YTpi"}, 401, "unauthorized", ""},
+		{"garbage access token", "", good, "", []string{"X-Auth-Token", "nope"}, 401, "invalid_token", ""},
+		{"expired access token", "", good, "", []string{"X-Auth-Token", expired}, 401, "invalid_token", "expired"},
+		{"invite as access token", "", good, "", []string{"X-Auth-Token", invite(t, "g1")}, 401, "invalid_token", ""},
+		{"repeated X-Auth-Token", "", good, "", []string{"X-Auth-Token", user, "X-Auth-Token", user}, 401, "invalid_token", ""},
+		{"empty bearer", "", good, "", []string{"Authorization", "Bearer "}, 401, "invalid_token", ""},
+		{"user checked before body", "", "not json", "", nil, 401, "unauthorized", ""},
+		{"wrong content type", "", good, "text/plain", auth, 400, "invalid_request", "Content-Type"},
+		{"no content type", "", good, "-", auth, 400, "invalid_request", "Content-Type"},
+		{"not JSON", "", "{token:", "", auth, 400, "invalid_request", "valid JSON"},
+		{"not an object", "", `["token"]`, "", auth, 400, "invalid_request", "object"},
+		{"token missing", "", `{"Token":"x"}`, "", auth, 400, "invalid_request", "missing"},
+		{"token empty", "", `{"token":""}`, "", auth, 400, "invalid_request", "empty"},
+		{"token not a string", "", `{"token":42}`, "", auth, 400, "invalid_request", "string"},
+		{"token twice", "", `{"token":"a","token":"b"}`, "", auth, 400, "invalid_request", "more than once"},
+		{"token twice, escaped key", "", `{"token":"a","\u0074oken":"b"}`, "", auth, 400, "invalid_request", "more than once"},
+		{"invalid UTF-8", "", "{\"token\":\"\xff\"}", "", auth, 400, "invalid_request", "valid JSON"},
+		{"body too large", "", `{"pad":"` + strings.Repeat("x", 70<<10) + `","token":"x"}`, "", auth, 400, "invalid_request", "too large"},
+		{"undecodable invite", "", `{"token":"JKAxNWxvY2F0aW9u"}`, "", auth, 400, "invalid_token", "Provided token could not be validated."},
+		{"invite signed with another key", "", joinBody(otherKey), "", auth, 400, "invalid_token", "Provided token could not be validated."},
+		{"expired invite", "", joinBody(invite(t, "g1", tokens.TimeCaveat(time.Now().Add(-time.Second)))), "", auth, 400, "invalid_token", "expired"},
+		{"space invite", "", joinBody(spaceInvite), "", auth, 400, "invalid_token", "not a group invite"},
+		{"access token as invite", "", joinBody(user), "", auth, 400, "invalid_token", "not a group invite"},
+		{"ip caveat unmet", "", joinBody(invite(t, "g1", "ip = 192.0.2.0/24")), "", auth, 400, "invalid_token", ""},
+		{"geo caveat without database", "", joinBody(invite(t, "g1", "geo.country = PL")), "", auth, 400, "invalid_token", ""},
+		{"service caveat on invite", "", joinBody(invite(t, "g1", "service = ozw-onezone")), "", auth, 400, "invalid_token", ""},
+		{"consumer excludes caller", "", joinBody(invite(t, "g1", "consumer = usr-carol|grp-alice")), "", auth, 403, "forbidden", ""},
+		{"bad caveat beats consumer", "", joinBody(invite(t, "g1", "consumer = usr-carol", "ip = 192.0.2.1")), "", auth, 400, "invalid_token", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			method := c.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			headers := append([]string{}, c.headers...)
+			switch c.ctype {
+			case "":
+				headers = append(headers, "Content-Type", "application/json")
+			case "-":
+			default:
+				headers = append(headers, "Content-Type", c.ctype)
+			}
+			resp := s.do(method, "/user/groups/join", c.body, headers...)
+			expectError(t, resp, c.status, c.code)
+			if c.desc != "" && !strings.Contains(bodyOf(resp), c.desc) {
+				t.Errorf("description: %s, want %q", bodyOf(resp), c.desc)
+			}
+			switch c.status {
+			case 405:
+				if resp.Header.Get("Allow") != "POST" {
+					t.Errorf("Allow %q", resp.Header.Get("Allow"))
+				}
+			case 401:
+				want := "Bearer"
+				if c.code == "invalid_token" {
+					want = `Bearer error="invalid_token"`
+				}
+				if got := resp.Header.Get("WWW-Authenticate"); got != want {
+					t.Errorf("WWW-Authenticate %q, want %q", got, want)
+				}
+			}
+			if strings.Contains(bodyOf(resp), user) || (len(c.body) > 20 && strings.Contains(bodyOf(resp), c.body[10:20])) {
+				t.Errorf("answer echoes the token: %s", bodyOf(resp))
+			}
+		})
+	}
+	if n := len(s.backend.requests()); n != 0 {
+		t.Fatalf("backend saw %d requests the edge rejected", n)
+	}
+}
+
+func TestEdgeSuccess(t *testing.T) {
+	s := startSite(t, "key "+testSecret)
+	user := access(t, "alice", tokens.TimeCaveat(time.Now().Add(time.Hour)), "interface = rest", "service = ozw-onezone", "api = ozw/create/group.*.join:*")
+	inv := mintT(t, testSecret, tokens.InviteID(tokens.Persistence{Named: true}, "bob", "grp-42", "tok-7"),
+		tokens.TimeCaveat(time.Now().Add(time.Hour)), "ip = 127.0.0.0/8|::1", "consumer = usr-alice")
+	body := "{\n  \"extra\": [1, {\"token\": \"nested is ignored\"}],\n  \"token\": \"" + inv + "\"\n}"
+	s.backend.respond(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("ETag", `"abc"`)
+		w.Header().Set("X-Backend", "kept")
+		w.Header().Set("Location", "/internal/thing")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("backend body that must not reach the client"))
+	})
+	resp := s.join(body, "X-Auth-Token", user,
+		"X-User-Id", "mallory", "X-Group-Id", "admins", "X-Invite-Token-Id", "forged", "X-Invite-Issuer", "usr-root",
+		"Accept-Encoding", "br, zstd")
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d: %s", resp.StatusCode, bodyOf(resp))
+	}
+	if loc := resp.Header.Get("Location"); loc != "/user/groups/grp-42" {
+		t.Errorf("Location %q", loc)
+	}
+	if b := bodyOf(resp); b != "" {
+		t.Errorf("body %q", b)
+	}
+	for _, h := range []string{"Content-Type", "ETag"} {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("backend %s leaked: %q", h, v)
+		}
+	}
+	if resp.Header.Get("X-Backend") != "kept" {
+		t.Errorf("other backend headers should pass")
+	}
+	reqs := s.backend.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("backend saw %d requests", len(reqs))
+	}
+	got := reqs[0]
+	if string(got.body) != body {
+		t.Errorf("body not forwarded byte for byte:\n%q\n%q", got.body, body)
+	}
+	want := map[string]string{"X-User-Id": "alice", "X-Group-Id": "grp-42", "X-Invite-Token-Id": "tok-7", "X-Invite-Issuer": "usr-bob", "X-Auth-Token": user}
+	for k, v := range want {
+		if vals := got.header.Values(k); len(vals) != 1 || vals[0] != v {
+			t.Errorf("backend %s = %q, want %q", k, vals, v)
+		}
+	}
+	// The proxy's transport may ask for gzip itself (and decompresses
+	// transparently); the client's codings must not reach the backend.
+	if ae := got.header.Get("Accept-Encoding"); strings.Contains(ae, "br") || strings.Contains(ae, "zstd") {
+		t.Errorf("client Accept-Encoding forwarded: %q", ae)
+	}
+}
+
+func TestIdentitySources(t *testing.T) {
+	// basic_auth sets {http.auth.user.id}; the placeholder source reads it.
+	// Password "secret", bcrypt at the lowest cost to keep the test fast.
+	h, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := string(h)
+	s := startSite(t, "key "+testSecret+"\n\t\tidentity access_token\n\t\tidentity placeholder {http.auth.user.id}",
+		"basic_auth /user/groups/join {\n\t\tcarol "+hash+"\n\t}")
+	inv := joinBody(invite(t, "g1"))
+	check := func(name string, wantUser string, headers ...string) {
+		t.Run(name, func(t *testing.T) {
+			s.backend.reset()
+			resp := s.join(inv, headers...)
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("status %d %s", resp.StatusCode, bodyOf(resp))
+			}
+			reqs := s.backend.requests()
+			if len(reqs) != 1 || reqs[0].header.Get("X-User-Id") != wantUser {
+				t.Fatalf("backend saw %+v", reqs)
+			}
+		})
+	}
+	// With basic_auth in front, every request needs the password; the
+	// access token (if any) is tried first.
+	basic := []string{"Authorization", "Basic Y2Fyb2w6c2VjcmV0"} // carol:secret
+	check("placeholder", "carol", basic...)
+	check("X-Auth-Token before placeholder", "alice", append(basic, "X-Auth-Token", access(t, "alice"))...)
+	check("Macaroon header", "dave", append(basic, "Macaroon", access(t, "dave"))...)
+	resp := s.join(inv, append(basic, "X-Auth-Token", "broken")...)
+	expectError(t, resp, 401, "invalid_token")
+}
+
+func TestBearerAndMacaroonHeaders(t *testing.T) {
+	s := startSite(t, "key "+testSecret)
+	inv := joinBody(invite(t, "g1"))
+	for _, h := range [][]string{
+		{"Authorization", "Bearer " + access(t, "u1")},
+		{"Authorization", "bearer " + access(t, "u1")},
+		{"Macaroon", access(t, "u1")},
+		{"X-Auth-Token", access(t, "u1"), "Authorization", "Bearer garbage"},
+	} {
+		s.backend.reset()
+		resp := s.join(inv, h...)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%s: status %d %s", h[0], resp.StatusCode, bodyOf(resp))
+		}
+		if u := s.backend.requests()[0].header.Get("X-User-Id"); u != "u1" {
+			t.Fatalf("user %q", u)
+		}
+	}
+}
+
+func TestKeyGenerations(t *testing.T) {
+	s := startSite(t, "key default-secret-xyz\n\t\tkey 5 gen-five-secret\n\t\tkey 7 gen-seven-secret")
+	user := mintT(t, "gen-seven-secret", tokens.AccessID(tokens.Persistence{Generation: 7}, "alice", "", "a1"))
+	inv := func(secret string, p tokens.Persistence) string {
+		return joinBody(mintT(t, secret, tokens.InviteID(p, "bob", "g1", tokens.NewTokenID())))
+	}
+	cases := []struct {
+		name   string
+		body   string
+		status int
+		desc   string
+	}{
+		{"named with default key", inv("default-secret-xyz", tokens.Persistence{Named: true}), 201, ""},
+		{"tmp-5 with its key", inv("gen-five-secret", tokens.Persistence{Generation: 5}), 201, ""},
+		{"tmp-7 with its key", inv("gen-seven-secret", tokens.Persistence{Generation: 7}), 201, ""},
+		{"tmp-7 with default key", inv("default-secret-xyz", tokens.Persistence{Generation: 7}), 400, "could not be validated"},
+		{"tmp-3 revoked", inv("default-secret-xyz", tokens.Persistence{Generation: 3}), 400, "revoked"},
+		{"tmp-6 unknown", inv("gen-five-secret", tokens.Persistence{Generation: 6}), 400, "could not be validated"},
+		{"tmp-9 unknown", inv("default-secret-xyz", tokens.Persistence{Generation: 9}), 400, "could not be validated"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp := s.join(c.body, "X-Auth-Token", user)
+			if resp.StatusCode != c.status || !strings.Contains(bodyOf(resp), c.desc) {
+				t.Fatalf("status %d body %s", resp.StatusCode, bodyOf(resp))
+			}
+		})
+	}
+	revokedUser := mintT(t, "default-secret-xyz", tokens.AccessID(tokens.Persistence{Generation: 1}, "alice", "", "a2"))
+	expectError(t, s.join(inv("gen-five-secret", tokens.Persistence{Generation: 5}), "X-Auth-Token", revokedUser), 401, "invalid_token")
+}
+
+func TestBackendAnswers(t *testing.T) {
+	s := startSite(t, "key "+testSecret)
+	auth := []string{"X-Auth-Token", access(t, "alice")}
+	plain := func(status int, body string) func(http.ResponseWriter, *http.Request) {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(status)
+			w.Write([]byte(body))
+		}
+	}
+	cases := []struct {
+		name    string
+		answer  func(http.ResponseWriter, *http.Request)
+		status  int
+		code    string
+		exactly string // pass-through body
+	}{
+		{"204", plain(204, ""), 201, "", ""},
+		{"200 with body", plain(200, "<html>ok</html>"), 201, "", ""},
+		{"202", plain(202, "queued"), 201, "", ""},
+		{"404 html", plain(404, "<h1>Not Found: /var/www/secret</h1>"), 404, "not_found", ""},
+		{"409 html", plain(409, "dup key value violates constraint memberships_pkey"), 409, "already_member", ""},
+		{"400", plain(400, "bad"), 400, "invalid_request", ""},
+		{"401", plain(401, "who"), 401, "unauthorized", ""},
+		{"403", plain(403, "no"), 403, "forbidden", ""},
+		{"418", plain(418, "teapot"), 418, "invalid_request", ""},
+		{"429", plain(429, "slow down"), 429, "too_many_requests", ""},
+		{"500 stack trace", plain(500, "panic: runtime error at main.go:42"), 500, "internal_error", ""},
+		{"502", plain(502, "x"), 502, "bad_gateway", ""},
+		{"503", plain(503, "x"), 503, "service_unavailable", ""},
+		{"504", plain(504, "x"), 504, "gateway_timeout", ""},
+		{"507", plain(507, "x"), 507, "internal_error", ""},
+		{"302 redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) }, 502, "bad_gateway", ""},
+		{"409 JSON error passes through", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(409)
+			w.Write([]byte(`{"error":"already_member","error_description":"Alice is already in g1.","extra":1}`))
+		}, 409, "already_member", `{"error":"already_member","error_description":"Alice is already in g1.","extra":1}`},
+		{"JSON without error string is normalised", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error":{"code":7},"trace":"db at 10.0.0.5"}`))
+		}, 404, "not_found", ""},
+		{"JSON error on 2xx is still a success", plain(200, `{"error":"x"}`), 201, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s.backend.respond(c.answer)
+			resp := s.join(joinBody(invite(t, "g1")), auth...)
+			if c.status == 201 {
+				if resp.StatusCode != 201 || bodyOf(resp) != "" || resp.Header.Get("Location") != "/user/groups/g1" {
+					t.Fatalf("status %d body %q location %q", resp.StatusCode, bodyOf(resp), resp.Header.Get("Location"))
+				}
+				return
+			}
+			expectError(t, resp, c.status, c.code)
+			if c.exactly != "" && bodyOf(resp) != c.exactly {
+				t.Errorf("pass-through body %q", bodyOf(resp))
+			}
+			for _, leak := range []string{"/var/www", "constraint", "panic", "10.0.0.5", "html"} {
+				if strings.Contains(bodyOf(resp), leak) {
+					t.Errorf("backend internals leaked: %s", bodyOf(resp))
+				}
+			}
+		})
+	}
+}
+
+func TestUpstreamUnreachableAndNoBackend(t *testing.T) {
+	s := startSite(t, "key "+testSecret)
+	auth := []string{"X-Auth-Token", access(t, "alice")}
+	s.backend.srv.Close() // reverse_proxy now fails to dial
+	expectError(t, s.join(joinBody(invite(t, "g1")), auth...), 502, "bad_gateway")
+
+	// group_join with nothing after it: no answer is never a success.
+	s2 := startSite(t, "key "+testSecret)
+	_ = s2
+	port := s2.port
+	cfg := strings.NewReplacer("PORT", itoa(port)).Replace(`{
+	admin off
+	auto_https off
+	persist_config off
+	http_port PORT
+}
+:PORT {
+	group_join {
+		key ` + testSecret + `
+	}
+}`)
+	loadCaddyfileT(t, cfg)
+	expectError(t, s2.join(joinBody(invite(t, "g1")), auth...), 500, "internal_error")
+}
+
+func TestUpstreamHeadersOff(t *testing.T) {
+	s := startSite(t, "key "+testSecret+"\n\t\tupstream_headers off\n\t\tlocation_prefix https://api.example.com/groups/",
+		"request_header /user/groups/join X-Joined-Group {http.group_join.group_id}")
+	resp := s.join(joinBody(invite(t, "g9")), "X-Auth-Token", access(t, "alice"), "X-User-Id", "mallory", "X-Group-Id", "evil")
+	if resp.StatusCode != 201 || resp.Header.Get("Location") != "https://api.example.com/groups/g9" {
+		t.Fatalf("status %d location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	h := s.backend.requests()[0].header
+	for _, k := range upstreamHeaders {
+		if v := h.Values(k); len(v) != 0 {
+			t.Errorf("%s = %q reached the backend", k, v)
+		}
+	}
+	_ = json.Valid
+}
+
+func TestTrustedProxiesClientIP(t *testing.T) {
+	s := startSite(t, "key "+testSecret)
+	auth := []string{"X-Auth-Token", access(t, "alice")}
+	// The test client connects from 127.0.0.1, which is not a trusted
+	// proxy: X-Forwarded-For is ignored.
+	resp := s.join(joinBody(invite(t, "g1", "ip = 203.0.113.0/24")), append(auth, "X-Forwarded-For", "203.0.113.9")...)
+	expectError(t, resp, 400, "invalid_token")
+	resp = s.join(joinBody(invite(t, "g1", "ip = 127.0.0.1")), append(auth, "X-Forwarded-For", "203.0.113.9")...)
+	if resp.StatusCode != 201 {
+		t.Fatalf("status %d %s", resp.StatusCode, bodyOf(resp))
+	}
+}
