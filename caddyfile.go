@@ -34,6 +34,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_body <size>                       # default 64KiB
 //	    location_prefix <prefix>              # default /user/groups/
 //	    upstream_headers on|off               # default on
+//	    store memory                          # one instance
+//	    store redis <redis-url> {             # a fleet of instances
+//	        password <password>
+//	        key_prefix <prefix>               # default groupjoin:
+//	        timeout <duration>                # default 1s
+//	        reservation_ttl <duration>        # default 1m
+//	        tls
+//	    }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -100,6 +108,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body: %q is not a size between 1B and 1GiB", val)
 			}
 			h.MaxBody = int64(size)
+		case "store":
+			c, err := unmarshalStore(d)
+			if err != nil {
+				return err
+			}
+			h.Store = c
 		case "upstream_headers":
 			var val string
 			if !d.AllArgs(&val) {

@@ -36,7 +36,7 @@ type decision struct {
 }
 
 // ServeHTTP runs the pipeline: method → current user → request body →
-// invite → forward → answer. The first failure answers.
+// invite → usage → forward → answer. The first failure answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	start := time.Now()
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -76,12 +76,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.reject(w, &d, inviteAnswer(err), err)
 	}
 
-	// 5. Forward.
+	// 5. Usage: reserve one use of a registered named invite.
+	res, a, err := h.reserve(r.Context(), invite)
+	if a != nil {
+		return h.reject(w, &d, *a, err)
+	}
+
+	// 6. Forward.
 	h.prepareUpstream(r, repl, who, invite, body)
 	rec := newCapture()
 	nextErr := next.ServeHTTP(rec, r)
 
-	// 6. Answer.
+	// 7. Answer; the reserved use is kept only when the backend admitted.
+	h.settle(res, nextErr == nil && rec.status >= 200 && rec.status <= 299, &d)
 	return h.answer(w, &d, invite, rec, nextErr)
 }
 

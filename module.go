@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
@@ -59,10 +60,16 @@ type Handler struct {
 	// removed. Default true.
 	UpstreamHeaders *bool `json:"upstream_headers,omitempty"`
 
+	// Where usage limits and revocations of named invites live. Without a
+	// store, named invites are limited only by their caveats.
+	Store *StoreConfig `json:"store,omitempty"`
+
 	verifier   tokens.Verifier
 	identity   []IdentitySource
 	setHeaders bool
 	geoKey     string
+	store      store.Store
+	storeKey   string
 	metrics    *metrics
 	logger     *zap.Logger
 }
@@ -129,6 +136,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.verifier.Geo, h.geoKey = geo, key
 	}
 
+	if h.Store != nil {
+		h.store, h.storeKey, err = h.Store.open()
+		if err != nil {
+			return fmt.Errorf("group_join: %w", err)
+		}
+	}
+
 	h.metrics, err = loadMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
 		return fmt.Errorf("group_join: metrics: %w", err)
@@ -140,6 +154,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		zap.Uint64("lowest_generation", lowest),
 		zap.Bool("geoip_db", h.GeoIPDB != ""),
 		zap.Bool("asn_db", h.ASNDB != ""),
+		zap.String("store", storeType(h.Store)),
 	)
 	return nil
 }
@@ -223,6 +238,10 @@ func (h *Handler) Cleanup() error {
 		_, err := geoPool.Delete(h.geoKey)
 		errs = append(errs, err)
 	}
+	if h.storeKey != "" {
+		_, err := storePool.Delete(h.storeKey)
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -234,3 +253,10 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+func storeType(c *StoreConfig) string {
+	if c == nil {
+		return "none"
+	}
+	return c.Type
+}

@@ -8,18 +8,18 @@ type Kind uint8
 
 // The kinds of refusal. Their order carries no meaning.
 const (
-	KindMalformed Kind = iota + 1 // not exactly one well-formed macaroon, or a bad identifier
-	KindTooLarge                  // serialized token over MaxTokenSize
-	KindThirdParty                // carries a third-party caveat
-	KindNoKey                     // no root key for the token's persistence/generation
-	KindRevoked                   // generation below the lowest configured one, or revoked by id
-	KindSignature                 // signature does not verify
-	KindWrongType                 // valid token, but not the kind the caller asked for
-	KindExpired                   // a time caveat has passed
-	KindCaveat                    // a caveat is not understood or not satisfied
-	KindConsumer                  // an invite's consumer caveat excludes the caller
-	KindUsedUp                    // a named invite's usage limit is reached (stores)
-	KindUnknown                   // a named invite is not registered (stores)
+	KindMalformed  Kind = iota + 1 // not exactly one well-formed macaroon, or a bad identifier
+	KindTooLarge                   // serialized token over MaxTokenSize
+	KindThirdParty                 // carries a third-party caveat
+	KindNoKey                      // no root key for the token's persistence/generation
+	KindRevoked                    // generation below the lowest configured one, or revoked by id
+	KindSignature                  // signature does not verify
+	KindWrongType                  // valid token, but not the kind the caller asked for
+	KindExpired                    // a time caveat has passed
+	KindCaveat                     // a caveat is not understood or not satisfied
+	KindConsumer                   // an invite's consumer caveat excludes the caller
+	KindUsedUp                     // a named invite's usage limit is reached (stores)
+	KindUnknown                    // a named invite is not registered (stores)
 )
 
 var kindText = map[Kind]string{

@@ -6,7 +6,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
 )
 
 // The vectors are Onedata's own compatibility tokens (a copy of
@@ -176,4 +175,3 @@ func TestSignatureMatchesGoMacaroon(t *testing.T) {
 		}
 	}
 }
-

@@ -1,0 +1,212 @@
+package groupjoin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/store"
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+)
+
+// StoreConfig selects where the usage limits and revocations of named
+// invites live. With a store, an nmd invite must be registered before use.
+type StoreConfig struct {
+	// "memory" (one instance) or "redis" (a fleet).
+	Type string `json:"type"`
+	// Redis URL: redis://[:password@]host:port/db, or rediss:// for TLS.
+	// Placeholders such as {env.REDIS_URL} are resolved at provision.
+	URL string `json:"url,omitempty"`
+	// Password, overriding the URL's; placeholders allowed.
+	Password string `json:"password,omitempty"`
+	// Prefix of every Redis key. Default "groupjoin:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	// Dial, read and write timeout towards Redis. Default 1s: the edge
+	// fails closed fast.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// How long a use stays reserved when its request never completes.
+	// Default 1m; keep it above the longest upstream request.
+	ReservationTTL caddy.Duration `json:"reservation_ttl,omitempty"`
+	// Use TLS even with a redis:// URL.
+	TLS bool `json:"tls,omitempty"`
+}
+
+// Stores are shared through a UsagePool keyed by their configuration, so a
+// config reload keeps the memory store's state and the Redis connection
+// pool. The admin API finds them there too.
+var storePool = caddy.NewUsagePool()
+
+type storeHandle struct{ store.Store }
+
+func (s storeHandle) Destruct() error { return s.Close() }
+
+// key identifies a store's configuration (secrets resolved elsewhere are
+// not part of it; the password only selects the same connection pool).
+func (c *StoreConfig) key() string {
+	return fmt.Sprintf("%s|%s|%s|%d|%d|%t", c.Type, c.URL, c.KeyPrefix, c.Timeout, c.ReservationTTL, c.TLS)
+}
+
+func (c *StoreConfig) open() (store.Store, string, error) {
+	opts := store.Options{ReservationTTL: time.Duration(c.ReservationTTL)}
+	key := c.key()
+	switch c.Type {
+	case "memory":
+		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+			return storeHandle{store.NewMemory(opts)}, nil
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		return v.(storeHandle).Store, key, nil
+	case "redis":
+		repl := caddy.NewReplacer()
+		url, err := repl.ReplaceOrErr(c.URL, true, true)
+		if err != nil || url == "" {
+			return nil, "", fmt.Errorf("store redis: URL is empty or its placeholder cannot be resolved%s", placeholderHint(c.URL))
+		}
+		pass, err := repl.ReplaceOrErr(c.Password, true, false)
+		if err != nil {
+			return nil, "", fmt.Errorf("store redis: password placeholder cannot be resolved%s", placeholderHint(c.Password))
+		}
+		key = key + "|" + url + "|" + pass
+		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+			ro := store.RedisOptions{Options: opts, URL: url, Password: pass, KeyPrefix: c.KeyPrefix,
+				DialTimeout: time.Duration(c.Timeout), ReadTimeout: time.Duration(c.Timeout), WriteTimeout: time.Duration(c.Timeout)}
+			if c.TLS {
+				ro.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			s, err := store.NewRedis(ro)
+			if err != nil {
+				return nil, err
+			}
+			return storeHandle{s}, nil
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("store redis: %w", err)
+		}
+		return v.(storeHandle).Store, key, nil
+	}
+	return nil, "", fmt.Errorf("unknown store type %q (want memory or redis)", c.Type)
+}
+
+// unmarshalStore parses:
+//
+//	store memory
+//	store redis <url> {
+//	    password <password>
+//	    key_prefix <prefix>
+//	    timeout <duration>
+//	    reservation_ttl <duration>
+//	    tls
+//	}
+//
+// (reservation_ttl also applies to memory).
+func unmarshalStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	c := new(StoreConfig)
+	if !d.NextArg() {
+		return nil, d.Err("store needs a type: memory or redis <url>")
+	}
+	c.Type = d.Val()
+	switch c.Type {
+	case "memory":
+	case "redis":
+		if !d.NextArg() {
+			return nil, d.Err("store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
+		}
+		c.URL = d.Val()
+	default:
+		return nil, d.Errf("unknown store type %q (want memory or redis)", c.Type)
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "tls":
+			c.TLS = true
+			continue
+		case "password", "key_prefix", "timeout", "reservation_ttl":
+		default:
+			return nil, d.Errf("unknown store option %q", opt)
+		}
+		var val string
+		if !d.AllArgs(&val) {
+			return nil, d.ArgErr()
+		}
+		switch opt {
+		case "password":
+			c.Password = val
+		case "key_prefix":
+			c.KeyPrefix = val
+		case "timeout", "reservation_ttl":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("%s: %q is not a positive duration", opt, val)
+			}
+			if opt == "timeout" {
+				c.Timeout = caddy.Duration(dur)
+			} else {
+				c.ReservationTTL = caddy.Duration(dur)
+			}
+		}
+	}
+	if c.Type == "memory" && (c.Password != "" || c.KeyPrefix != "" || c.Timeout != 0 || c.TLS) {
+		return nil, d.Err("store memory only takes reservation_ttl")
+	}
+	return c, nil
+}
+
+// settleTimeout bounds a commit or release; they run even when the client
+// has gone away, so the use is neither lost nor leaked.
+const settleTimeout = 2 * time.Second
+
+// reserve takes one use of a named invite when a store is configured.
+// Temporary invites are revoked by generation and need no store.
+func (h *Handler) reserve(r context.Context, invite *tokens.Token) (store.Reservation, *answer, error) {
+	if h.store == nil || !invite.ID.Persistence.Named {
+		return nil, nil, nil
+	}
+	ctx, cancel := context.WithTimeout(r, settleTimeout)
+	defer cancel()
+	res, err := h.store.Reserve(ctx, invite.ID.TokenID)
+	switch {
+	case err == nil:
+		return res, nil, nil
+	case errors.Is(err, store.ErrUnknown):
+		a := inviteAnswer(tokens.ErrUnknown)
+		return nil, &a, err
+	case errors.Is(err, store.ErrRevoked):
+		a := inviteAnswer(tokens.ErrRevoked)
+		return nil, &a, err
+	case errors.Is(err, store.ErrUsedUp):
+		a := inviteAnswer(tokens.ErrUsedUp)
+		return nil, &a, err
+	}
+	return nil, &ansUnavailable, err
+}
+
+// settle keeps the use on a join and gives it back otherwise.
+func (h *Handler) settle(res store.Reservation, joined bool, d *decision) {
+	if res == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	var err error
+	if joined {
+		err = res.Commit(ctx)
+	} else {
+		err = res.Release(ctx)
+	}
+	if err != nil {
+		h.logger.Error("invite store: settling the reservation failed",
+			zap.String("token_id", d.tokenID), zap.Bool("joined", joined), zap.Error(err))
+	}
+}
