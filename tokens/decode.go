@@ -1,11 +1,13 @@
 package tokens
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 
 	"gopkg.in/macaroon.v2"
 )
@@ -31,12 +33,7 @@ func Decode(s string) (*macaroon.Macaroon, error) {
 	case s[0] == '{':
 		m = decodeJSON(s)
 	default:
-		if raw, ok := onedataUnescape(s); ok {
-			m = decodeBinary(base64Decode(raw))
-		}
-		if m == nil {
-			m = decodeBinary(base64Decode(s))
-		}
+		m = decodeText(s)
 	}
 	if m == nil {
 		return nil, malformed("not a macaroon")
@@ -72,19 +69,55 @@ func decodeJSON(s string) *macaroon.Macaroon {
 	return m
 }
 
-// base64Decode accepts the standard or URL alphabet, padded or not; nil on
-// any error.
-func base64Decode(s string) []byte {
+// textBufs holds scratch buffers for the base64 forms: the unescaped (or
+// copied) text, then its decoding. go-macaroon copies the bytes it parses
+// (Slice.UnmarshalBinary), so a buffer goes back to the pool as soon as the
+// macaroon is built, and decoding a token allocates no scratch memory.
+var textBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuf bounds the buffers kept for reuse, so that a rare large
+// token does not pin its memory.
+const maxPooledBuf = 16 << 10
+
+// decodeText decodes the base64 forms: Onedata's escaped form first, then
+// plain base64 of s itself.
+func decodeText(s string) *macaroon.Macaroon {
+	bp := textBufs.Get().(*[]byte)
+	if need := len(s) + base64.RawStdEncoding.DecodedLen(len(s)); cap(*bp) < need {
+		*bp = make([]byte, 0, need)
+	}
+	buf := *bp
+	var m *macaroon.Macaroon
+	text, ok := appendOnedataUnescape(buf[:0], s)
+	if ok {
+		m = decodeBinary(base64DecodeInto(buf[len(text):cap(buf)], text))
+	}
+	// Without any escape ('0'), the unescaped text is s itself: trying it
+	// again as plain base64 would only repeat the same work.
+	if m == nil && (!ok || len(text) != len(s)) {
+		text = append(buf[:0], s...)
+		m = decodeBinary(base64DecodeInto(buf[len(text):cap(buf)], text))
+	}
+	if cap(buf) <= maxPooledBuf {
+		textBufs.Put(bp)
+	}
+	return m
+}
+
+// base64DecodeInto decodes src (standard or URL alphabet, padded or not)
+// into dst, which must hold at least 3/4 of len(src) bytes; nil on any
+// error.
+func base64DecodeInto(dst, src []byte) []byte {
 	enc := base64.RawURLEncoding
-	if strings.ContainsAny(s, "+/") {
+	if bytes.ContainsAny(src, "+/") {
 		enc = base64.RawStdEncoding
 	}
-	s = strings.TrimRight(s, "=")
-	b, err := enc.DecodeString(s)
+	src = bytes.TrimRight(src, "=")
+	n, err := enc.Decode(dst[:enc.DecodedLen(len(src))], src)
 	if err != nil {
 		return nil
 	}
-	return b
+	return dst[:n]
 }
 
 // Onedata escapes a base64url string so that it survives places that treat
@@ -95,28 +128,29 @@ const onedataEscapes = "0_-/+="
 // onedataUnescape reverses the escape; ok is false when s is not a valid
 // escaped string (a '0' not followed by 0-5).
 func onedataUnescape(s string) (string, bool) {
-	if strings.IndexByte(s, '0') < 0 {
-		return s, !strings.ContainsAny(s, "_-/+=")
-	}
-	var b strings.Builder
-	b.Grow(len(s))
+	b, ok := appendOnedataUnescape(nil, s)
+	return string(b), ok
+}
+
+// appendOnedataUnescape appends the unescaped s to b; see onedataUnescape.
+func appendOnedataUnescape(b []byte, s string) ([]byte, bool) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch c {
 		case '0':
 			if i+1 >= len(s) || s[i+1] < '0' || s[i+1] > '5' {
-				return "", false
+				return b, false
 			}
-			b.WriteByte(onedataEscapes[s[i+1]-'0'])
+			b = append(b, onedataEscapes[s[i+1]-'0'])
 			i++
 		case '_', '-', '/', '+', '=':
 			// Never appear unescaped in Onedata's form.
-			return "", false
+			return b, false
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	return b.String(), true
+	return b, true
 }
 
 func onedataEscape(s string) string {

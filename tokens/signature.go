@@ -3,7 +3,6 @@ package tokens
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"hash"
 
 	"gopkg.in/macaroon.v2"
 )
@@ -14,45 +13,53 @@ import (
 // below is the same construction (HMAC-SHA256 over the identifier, then over
 // each caveat with the previous signature as key) and is checked against
 // go-macaroon in the tests.
+//
+// The HMAC is written out inside one function on purpose: with the digest
+// created and used in the same frame, the compiler calls its methods
+// directly and keeps the digest, the pads and the intermediate sums on the
+// stack, so verifying a signature does not allocate.
 
 const sha256Block = 64
-
-// hmacStep computes HMAC-SHA256(key, msg) into out using d as scratch.
-func hmacStep(d hash.Hash, key *[32]byte, msg []byte, out *[32]byte) {
-	var pad [sha256Block]byte
-	for i := range pad {
-		pad[i] = 0x36
-	}
-	for i, b := range key {
-		pad[i] ^= b
-	}
-	d.Reset()
-	d.Write(pad[:])
-	d.Write(msg)
-	var inner [32]byte
-	d.Sum(inner[:0])
-	for i := range pad {
-		pad[i] = 0x5c
-	}
-	for i, b := range key {
-		pad[i] ^= b
-	}
-	d.Reset()
-	d.Write(pad[:])
-	d.Write(inner[:])
-	d.Sum(out[:0])
-}
 
 // signatureValid recomputes m's first-party signature chain from key and
 // compares it in constant time.
 func signatureValid(m *macaroon.Macaroon, key *rootKey) bool {
+	return chainValid(m.Id(), m.Caveats(), m.Signature(), key)
+}
+
+// chainValid is signatureValid on the parts of a macaroon, for callers that
+// already hold a copy of its identifier.
+func chainValid(id []byte, cavs []macaroon.Caveat, want []byte, key *rootKey) bool {
 	d := sha256.New()
-	var sig [32]byte
-	k := [32]byte(*key)
-	hmacStep(d, &k, m.Id(), &sig)
-	for _, c := range m.Caveats() {
-		prev := sig
-		hmacStep(d, &prev, c.Id, &sig)
+	var pad [sha256Block]byte
+	var inner, sig [32]byte
+	sig = [32]byte(*key)
+	for i := -1; i < len(cavs); i++ {
+		msg := id
+		if i >= 0 {
+			msg = cavs[i].Id
+		}
+		// HMAC-SHA256(sig, msg) into sig.
+		for j := range pad {
+			pad[j] = 0x36
+		}
+		for j, b := range sig {
+			pad[j] ^= b
+		}
+		d.Reset()
+		d.Write(pad[:])
+		d.Write(msg)
+		d.Sum(inner[:0])
+		for j := range pad {
+			pad[j] = 0x5c
+		}
+		for j, b := range sig {
+			pad[j] ^= b
+		}
+		d.Reset()
+		d.Write(pad[:])
+		d.Write(inner[:])
+		d.Sum(sig[:0])
 	}
-	return hmac.Equal(sig[:], m.Signature())
+	return hmac.Equal(sig[:], want)
 }

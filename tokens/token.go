@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"strings"
 	"time"
 )
 
@@ -24,7 +25,22 @@ func (k *Keyring) Authenticate(s string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := ParseIdentifier(string(m.Id()))
+	// The identifier and the caveats become strings in one allocation:
+	// the parsed identifier and caveats are substrings of it.
+	rawID := m.Id()
+	cavs := m.Caveats()
+	n := len(rawID)
+	for _, mc := range cavs {
+		n += len(mc.Id)
+	}
+	var text strings.Builder
+	text.Grow(n)
+	text.Write(rawID)
+	for _, mc := range cavs {
+		text.Write(mc.Id)
+	}
+	all := text.String()
+	id, err := ParseIdentifier(all[:len(rawID)])
 	if err != nil {
 		return nil, err
 	}
@@ -32,16 +48,17 @@ func (k *Keyring) Authenticate(s string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !signatureValid(m, key) {
+	if !chainValid(rawID, cavs, m.Signature(), key) {
 		return nil, ErrSignature
 	}
 	t := &Token{Location: m.Location(), ID: id}
-	cavs := m.Caveats()
 	if len(cavs) > 0 {
 		t.Caveats = make([]Caveat, len(cavs))
 	}
+	off := len(rawID)
 	for i, mc := range cavs {
-		c, err := ParseCaveat(string(mc.Id))
+		c, err := ParseCaveat(all[off : off+len(mc.Id)])
+		off += len(mc.Id)
 		if err != nil {
 			return nil, err
 		}
