@@ -1,13 +1,18 @@
 package groupjoin
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
 // Open mmdb readers are shared by every handler (and every config
-// generation) that names the same files, so a reload does not reopen them.
+// generation) that names the same unchanged files, so a reload does not
+// reopen them; a file replaced on disk (as geoipupdate does) is opened
+// anew by the next config load.
 var geoPool = caddy.NewUsagePool()
 
 type geoHandle struct{ *tokens.GeoDB }
@@ -15,7 +20,7 @@ type geoHandle struct{ *tokens.GeoDB }
 func (g geoHandle) Destruct() error { return g.Close() }
 
 func loadGeo(countryPath, asnPath string) (tokens.Geo, string, error) {
-	key := countryPath + "\x00" + asnPath
+	key := countryPath + "\x00" + asnPath + "\x00" + fileVersion(countryPath) + "\x00" + fileVersion(asnPath)
 	v, _, err := geoPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		db, err := tokens.OpenGeoDB(countryPath, asnPath)
 		if err != nil {
@@ -27,4 +32,17 @@ func loadGeo(countryPath, asnPath string) (tokens.Geo, string, error) {
 		return nil, "", err
 	}
 	return v.(geoHandle).GeoDB, key, nil
+}
+
+// fileVersion tells versions of a file apart by size and modification
+// time. A file that cannot be read gets no version: opening it reports why.
+func fileVersion(path string) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d@%d", fi.Size(), fi.ModTime().UnixNano())
 }

@@ -1,0 +1,259 @@
+package groupjoin
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func cfGen(n uint64) *uint64 { return &n }
+func cfBool(b bool) *bool    { return &b }
+
+// TestUnmarshalCaddyfile checks that every option of the grammar lands in
+// the exact Handler field, and nothing else is set.
+func TestUnmarshalCaddyfile(t *testing.T) {
+	cases := []struct {
+		name  string
+		input string
+		want  Handler
+	}{
+		{"one default key", `group_join {
+			key s3cret
+		}`, Handler{Keys: []Key{{Secret: "s3cret"}}}},
+		{"placeholder secret kept verbatim", `group_join {
+			key {env.GROUP_JOIN_KEY}
+			key 2 {file./run/secrets/gen2}
+		}`, Handler{Keys: []Key{{Secret: "{env.GROUP_JOIN_KEY}"}, {Generation: cfGen(2), Secret: "{file./run/secrets/gen2}"}}}},
+		{"a numeric secret alone is a default key", `group_join {
+			key 12345
+		}`, Handler{Keys: []Key{{Secret: "12345"}}}},
+		{"keys repeat in order, generation 0 included", `group_join {
+			key 7 gen-seven
+			key default-one
+			key 0 gen-zero
+		}`, Handler{Keys: []Key{{Generation: cfGen(7), Secret: "gen-seven"}, {Secret: "default-one"}, {Generation: cfGen(0), Secret: "gen-zero"}}}},
+		{"identity sources in order", `group_join {
+			key k
+			identity placeholder {http.auth.user.id}
+			identity access_token
+			identity placeholder {http.request.header.X-Remote-User}
+		}`, Handler{Keys: []Key{{Secret: "k"}}, Identity: []IdentitySource{
+			{Source: "placeholder", Placeholder: "{http.auth.user.id}"},
+			{Source: "access_token"},
+			{Source: "placeholder", Placeholder: "{http.request.header.X-Remote-User}"},
+		}}},
+		{"every scalar option", `group_join {
+			key k
+			service ozw-abc123
+			geoip_db /var/lib/GeoLite2-Country.mmdb
+			asn_db /var/lib/GeoLite2-ASN.mmdb
+			max_body 64KiB
+			location_prefix https://onezone.example.com/api/v3/onezone/user/groups/
+			upstream_headers off
+		}`, Handler{Keys: []Key{{Secret: "k"}}, Service: "ozw-abc123",
+			GeoIPDB: "/var/lib/GeoLite2-Country.mmdb", ASNDB: "/var/lib/GeoLite2-ASN.mmdb", MaxBody: 65536,
+			LocationPrefix: "https://onezone.example.com/api/v3/onezone/user/groups/", UpstreamHeaders: cfBool(false)}},
+		{"max_body 1MB is decimal", `group_join {
+			key k
+			max_body 1MB
+		}`, Handler{Keys: []Key{{Secret: "k"}}, MaxBody: 1000000}},
+		{"max_body 1MiB is binary", `group_join {
+			key k
+			max_body 1MiB
+		}`, Handler{Keys: []Key{{Secret: "k"}}, MaxBody: 1 << 20}},
+		{"max_body in plain bytes", `group_join {
+			key k
+			max_body 512
+		}`, Handler{Keys: []Key{{Secret: "k"}}, MaxBody: 512}},
+		{"upstream_headers on", `group_join {
+			key k
+			upstream_headers on
+		}`, Handler{Keys: []Key{{Secret: "k"}}, UpstreamHeaders: cfBool(true)}},
+		{"store memory", `group_join {
+			key k
+			store memory
+		}`, Handler{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "memory"}}},
+		{"store memory with reservation_ttl", `group_join {
+			key k
+			store memory {
+				reservation_ttl 30s
+			}
+		}`, Handler{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "memory", ReservationTTL: caddy.Duration(30 * time.Second)}}},
+		{"store redis, URL only", `group_join {
+			key k
+			store redis {env.REDIS_URL}
+		}`, Handler{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "redis", URL: "{env.REDIS_URL}"}}},
+		{"store redis with every block option, options after it still parsed", `group_join {
+			key k
+			store redis redis://10.0.0.7:6379/2 {
+				password {env.REDIS_PASSWORD}
+				key_prefix gj:prod:
+				timeout 250ms
+				reservation_ttl 2m
+				tls
+			}
+			service ozw-after
+		}`, Handler{Keys: []Key{{Secret: "k"}}, Service: "ozw-after", Store: &StoreConfig{
+			Type: "redis", URL: "redis://10.0.0.7:6379/2", Password: "{env.REDIS_PASSWORD}", KeyPrefix: "gj:prod:",
+			Timeout: caddy.Duration(250 * time.Millisecond), ReservationTTL: caddy.Duration(2 * time.Minute), TLS: true}}},
+		{"the whole grammar at once", `group_join {
+			key {env.GROUP_JOIN_KEY}
+			key 3 {env.GROUP_JOIN_KEY_3}
+			identity access_token
+			identity placeholder {http.auth.user.id}
+			service ozw-onezone
+			geoip_db /geo/country.mmdb
+			asn_db /geo/asn.mmdb
+			max_body 16KiB
+			location_prefix /api/v3/onezone/user/groups/
+			upstream_headers on
+			store memory
+		}`, Handler{
+			Keys:     []Key{{Secret: "{env.GROUP_JOIN_KEY}"}, {Generation: cfGen(3), Secret: "{env.GROUP_JOIN_KEY_3}"}},
+			Identity: []IdentitySource{{Source: "access_token"}, {Source: "placeholder", Placeholder: "{http.auth.user.id}"}},
+			Service:  "ozw-onezone", GeoIPDB: "/geo/country.mmdb", ASNDB: "/geo/asn.mmdb", MaxBody: 16 << 10,
+			LocationPrefix: "/api/v3/onezone/user/groups/", UpstreamHeaders: cfBool(true), Store: &StoreConfig{Type: "memory"},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.input)); err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !reflect.DeepEqual(h, c.want) {
+				t.Fatalf("got  %s\nwant %s", dumpHandler(h), dumpHandler(c.want))
+			}
+		})
+	}
+}
+
+// dumpHandler prints a Handler's configuration (pointers dereferenced).
+func dumpHandler(h Handler) string {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+// TestUnmarshalCaddyfileErrors checks that each mistake is refused with a
+// message naming the option or value at fault and the file and line.
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		input string
+		line  int
+		want  []string
+	}{
+		{"no block at all", `group_join`, 1, []string{"group_join needs at least one key"}},
+		{"no key", "group_join {\n service ozw-x\n}", 3, []string{"group_join needs at least one key"}},
+		{"key without arguments", "group_join {\n key\n}", 2, []string{"key takes [<generation>] <secret>"}},
+		{"key with three arguments", "group_join {\n key 1 secret extra\n}", 2, []string{"key takes [<generation>] <secret>"}},
+		{"non-numeric generation", "group_join {\n key three secret\n}", 2, []string{"key generation must be a whole number", `"three"`}},
+		{"negative generation", "group_join {\n key -1 secret\n}", 2, []string{"key generation must be a whole number", `"-1"`}},
+		{"unknown option", "group_join {\n key k\n keys k2\n}", 3, []string{`unknown group_join option "keys"`}},
+		{"unknown identity source", "group_join {\n key k\n identity jwt\n}", 3, []string{`unknown identity source "jwt"`, "access_token or placeholder"}},
+		{"identity without source", "group_join {\n key k\n identity\n}", 3, []string{"wrong argument count", "'identity'"}},
+		{"placeholder missing", "group_join {\n key k\n identity placeholder\n}", 3, []string{"identity placeholder needs a placeholder", "{http.auth.user.id}"}},
+		{"identity with extra argument", "group_join {\n key k\n identity access_token bearer\n}", 3, []string{"wrong argument count", "'bearer'"}},
+		{"placeholder identity with extra argument", "group_join {\n key k\n identity placeholder {a} {b}\n}", 3, []string{"wrong argument count", "'{b}'"}},
+		{"service without value", "group_join {\n key k\n service\n}", 3, []string{"wrong argument count", "'service'"}},
+		{"service with two values", "group_join {\n key k\n service ozw-a ozw-b\n}", 3, []string{"wrong argument count"}},
+		{"geoip_db without path", "group_join {\n key k\n geoip_db\n}", 3, []string{"wrong argument count", "'geoip_db'"}},
+		{"asn_db with two paths", "group_join {\n key k\n asn_db /a /b\n}", 3, []string{"wrong argument count"}},
+		{"location_prefix without value", "group_join {\n key k\n location_prefix\n}", 3, []string{"wrong argument count", "'location_prefix'"}},
+		{"bad size", "group_join {\n key k\n max_body lots\n}", 3, []string{"max_body", `"lots"`, "not a size"}},
+		{"zero size", "group_join {\n key k\n max_body 0\n}", 3, []string{"max_body", `"0"`}},
+		{"size too large", "group_join {\n key k\n max_body 2GiB\n}", 3, []string{"max_body", `"2GiB"`, "1GiB"}},
+		{"negative size", "group_join {\n key k\n max_body -5\n}", 3, []string{"max_body", `"-5"`}},
+		{"max_body without value", "group_join {\n key k\n max_body\n}", 3, []string{"wrong argument count"}},
+		{"upstream_headers maybe", "group_join {\n key k\n upstream_headers maybe\n}", 3, []string{`upstream_headers must be on or off, got "maybe"`}},
+		{"upstream_headers without value", "group_join {\n key k\n upstream_headers\n}", 3, []string{"wrong argument count"}},
+		{"store without type", "group_join {\n key k\n store\n}", 3, []string{"store needs a type: memory or redis <url>"}},
+		{"store unknown type", "group_join {\n key k\n store sqlite /tmp/x.db\n}", 3, []string{`unknown store type "sqlite"`, "memory or redis"}},
+		{"store redis without URL", "group_join {\n key k\n store redis\n}", 3, []string{"store redis needs a URL"}},
+		{"store redis without URL but a block", "group_join {\n key k\n store redis {\n  tls\n }\n}", 3, []string{"store redis needs a URL"}},
+		{"store memory with an argument", "group_join {\n key k\n store memory 10\n}", 3, []string{"wrong argument count", "'10'"}},
+		{"store redis with two URLs", "group_join {\n key k\n store redis redis://a redis://b\n}", 3, []string{"wrong argument count"}},
+		{"memory with password", "group_join {\n key k\n store memory {\n  password p\n }\n}", 5, []string{"store memory only takes reservation_ttl"}},
+		{"memory with key_prefix", "group_join {\n key k\n store memory {\n  key_prefix x:\n }\n}", 5, []string{"store memory only takes reservation_ttl"}},
+		{"memory with timeout", "group_join {\n key k\n store memory {\n  timeout 1s\n }\n}", 5, []string{"store memory only takes reservation_ttl"}},
+		{"memory with tls", "group_join {\n key k\n store memory {\n  tls\n }\n}", 5, []string{"store memory only takes reservation_ttl"}},
+		{"unknown store option", "group_join {\n key k\n store redis redis://a {\n  db 3\n }\n}", 4, []string{`unknown store option "db"`}},
+		{"store option without value", "group_join {\n key k\n store redis redis://a {\n  password\n }\n}", 4, []string{"wrong argument count", "'password'"}},
+		{"bad timeout", "group_join {\n key k\n store redis redis://a {\n  timeout soon\n }\n}", 4, []string{"timeout", `"soon"`, "not a positive duration"}},
+		{"zero reservation_ttl", "group_join {\n key k\n store redis redis://a {\n  reservation_ttl 0s\n }\n}", 4, []string{"reservation_ttl", `"0s"`, "not a positive duration"}},
+		{"arguments on the directive line", "group_join extra {\n key k\n}", 1, []string{"wrong argument count", "'extra'"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.input))
+			if err == nil {
+				t.Fatalf("no error; parsed %s", dumpHandler(h))
+			}
+			msg := err.Error()
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			if at := "Testfile:" + itoa(c.line); !strings.Contains(msg, at) {
+				t.Errorf("error %q does not name %s", msg, at)
+			}
+		})
+	}
+}
+
+// TestCaddyfileErrorsNameFileAndLine adapts whole Caddyfiles, as `caddy
+// run --config Caddyfile` and `caddy adapt` do, and checks that a mistake in
+// the group_join block points at the file and line.
+func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
+	cases := []struct {
+		name, block string
+		line        int
+		want        string
+	}{
+		{"unknown option", "key k\n\t\tbogus 1", 7, `unknown group_join option "bogus"`},
+		{"bad size", "key k\n\t\tmax_body huge", 7, `max_body: "huge"`},
+		{"no key", "service ozw-x", 7, "group_join needs at least one key"},
+		{"bad generation", "key x y", 6, "key generation must be a whole number"},
+		{"store redis without URL", "key k\n\t\tservice ozw-x\n\t\tstore redis", 8, "store redis needs a URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := "{\n\tauto_https off\n}\n:8080 {\n\tgroup_join /user/groups/join {\n\t\t" + c.block + "\n\t}\n\treverse_proxy /user/groups/join 127.0.0.1:9\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+			if err == nil {
+				t.Fatalf("adapted without error:\n%s", src)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, c.want) {
+				t.Errorf("error %q does not contain %q", msg, c.want)
+			}
+			if c.line > 0 && !strings.Contains(msg, "Caddyfile:"+itoa(c.line)) {
+				t.Errorf("error %q does not name Caddyfile:%d", msg, c.line)
+			}
+		})
+	}
+
+	for _, c := range []struct{ name, src, want string }{
+		// Extra arguments after the matcher on the directive line.
+		{"directive-line argument", ":8080 {\n\tgroup_join /user/groups/join extra {\n\t\tkey k\n\t}\n}\n", "'extra', at Caddyfile:2"},
+		// Syntax errors found by Caddy's parser in a group_join block.
+		{"unclosed block", ":8080 {\n\tgroup_join {\n\t\tkey k\n", "unexpected EOF, at Caddyfile:3"},
+		{"brace on its own line", ":8080 {\n\tgroup_join\n\t{\n\t\tkey k\n\t}\n}\n", "Unexpected '{' on a new line; did you mean to place the '{' on the previous line?, at Caddyfile:3"},
+	} {
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(c.src), map[string]any{"filename": "Caddyfile"})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to contain %q", c.name, err, c.want)
+		}
+	}
+}
