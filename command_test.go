@@ -6,11 +6,12 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 )
 
 // TestCommand builds the real caddy binary (./cmd/caddy, as xcaddy would
@@ -23,11 +24,7 @@ func TestCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the caddy binary")
 	}
-	bin := filepath.Join(t.TempDir(), "caddy")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/caddy: %v\n%s", err, out)
-	}
+	bin := testcaddy.Binary(t) // built once per test binary, shared with the fleet tests
 
 	const key = "command-test-KEY-41c0ffee"
 	type result struct {
