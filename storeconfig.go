@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -42,9 +43,54 @@ type StoreConfig struct {
 // pool. The admin API finds them there too.
 var storePool = caddy.NewUsagePool()
 
-type storeHandle struct{ store.Store }
+type storeHandle struct {
+	store.Store
+	// name identifies the store's data for the admin API; it never holds
+	// secrets. Handles with the same name share their data.
+	name string
+}
 
 func (s storeHandle) Destruct() error { return s.Close() }
+
+// activeStores returns the stores of the loaded group_join handlers by
+// name, for the admin API. During a reload the old and the new config's
+// stores are both listed.
+func activeStores() map[string]store.Store {
+	out := make(map[string]store.Store)
+	storePool.Range(func(_, v any) bool {
+		if h, ok := v.(storeHandle); ok {
+			out[h.name] = h.Store
+		}
+		return true
+	})
+	return out
+}
+
+// storeName names a store by what selects its data: the memory store by
+// its reservation TTL (each TTL is a separate store), a Redis store by
+// server, database and key prefix — without user, password or options.
+func (c *StoreConfig) storeName(redisURL string) string {
+	if c.Type == "memory" {
+		if c.ReservationTTL == 0 {
+			return "memory"
+		}
+		return "memory,reservation_ttl=" + time.Duration(c.ReservationTTL).String()
+	}
+	prefix := c.KeyPrefix
+	if prefix == "" {
+		prefix = store.DefaultKeyPrefix
+	}
+	name := "redis"
+	if u, err := url.Parse(redisURL); err == nil {
+		db := u.Query().Get("db")
+		u.User, u.RawQuery, u.Fragment, u.RawFragment = nil, "", "", ""
+		name = u.String()
+		if db != "" {
+			name += ",db=" + db
+		}
+	}
+	return name + ",key_prefix=" + prefix
+}
 
 // key identifies a store's configuration (secrets resolved elsewhere are
 // not part of it; the password only selects the same connection pool).
@@ -58,7 +104,7 @@ func (c *StoreConfig) open() (store.Store, string, error) {
 	switch c.Type {
 	case "memory":
 		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-			return storeHandle{store.NewMemory(opts)}, nil
+			return storeHandle{store.NewMemory(opts), c.storeName("")}, nil
 		})
 		if err != nil {
 			return nil, "", err
@@ -85,7 +131,7 @@ func (c *StoreConfig) open() (store.Store, string, error) {
 			if err != nil {
 				return nil, err
 			}
-			return storeHandle{s}, nil
+			return storeHandle{s, c.storeName(url)}, nil
 		})
 		if err != nil {
 			return nil, "", fmt.Errorf("store redis: %w", err)

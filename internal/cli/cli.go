@@ -8,7 +8,9 @@
 //
 // Exit codes: 0 success; 1 the token does not verify or a caveat fails
 // (inspect); 2 usage errors — bad flags, bad caveat text, missing key, bad
-// ttl. Neither a key nor a whole token ever appears in an error message.
+// ttl; 3 (ExitStore) the invite store refused or could not be reached
+// (mint invite --register, revoke; see store.go). Neither a key nor a whole
+// token ever appears in an error message.
 package cli
 
 import (
@@ -34,9 +36,8 @@ const (
 const DefaultKeyEnv = "GROUP_JOIN_KEY"
 
 // InviteStore is the part of the invite store (package store: store.Store
-// satisfies it) that the planned store-backed subcommands need:
-// `mint invite --register --uses N` and `revoke <token-id>`. Nothing uses it
-// yet; see Runner.OpenStore.
+// satisfies it) that the store-backed subcommands need:
+// `mint invite --register --uses N` and `revoke <token-id>` (store.go).
 type InviteStore interface {
 	Register(ctx context.Context, id string, limit int64, ttl time.Duration) error
 	Revoke(ctx context.Context, id string) error
@@ -56,13 +57,11 @@ type Runner struct {
 	// Now is the clock for ttl and caveat checks. Default time.Now.
 	Now func() time.Time
 
-	// OpenStore is the extension point for store-backed subcommands
-	// (`mint invite --register --uses N`, `revoke`): given the store
-	// specification from the command line (e.g. "memory" or a redis URL),
-	// it returns the invite store. Nil means that no store-backed
-	// subcommand is available; none is implemented yet. Registration
-	// belongs in Runner.mint, right after minting, with the Minted value
-	// (token id, expiry); revoke is one more entry in leaves and Tree.
+	// OpenStore, if set, replaces the built-in stores of the store-backed
+	// subcommands (`mint invite --register`, `revoke`): it gets the --redis
+	// URL, or "http://<admin address>" for the admin API. Nil (normal)
+	// means Caddy's admin API (--admin, default localhost:2019) or Redis
+	// (--redis).
 	OpenStore func(ctx context.Context, spec string) (InviteStore, error)
 }
 
@@ -104,6 +103,7 @@ func Tree() Command {
 				},
 			},
 			{Name: "inspect", Usage: "[<token>|-] [flags]", Short: "Decodes a token, prints its fields and optionally verifies it", Long: inspectHelp},
+			{Name: "revoke", Usage: "<token-id>|<token> [--admin <address> | --redis <url> [--redis-prefix <p>]]", Short: "Revokes a named invite in the invite store", Long: revokeHelp},
 		},
 	}
 }
@@ -113,6 +113,7 @@ var leaves = map[string]func(r *Runner, args []string) int{
 	"mint invite": (*Runner).mintInvite,
 	"mint access": (*Runner).mintAccess,
 	"inspect":     (*Runner).inspect,
+	"revoke":      (*Runner).revoke,
 }
 
 // usages holds the help text of every command by path ("" is group-join

@@ -605,7 +605,7 @@ func TestBadInput(t *testing.T) {
 		{"positional to mint", with("--key", testKey, "extra"), 2, "unexpected argument"},
 		{"no subcommand", []string{"mint"}, 2, "Usage: caddy group-join mint"},
 		{"unknown mint kind", []string{"mint", "space"}, 2, `unknown command "space"`},
-		{"unknown command", []string{"revoke"}, 2, `unknown command "revoke"`},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"no command", nil, 2, "Usage: caddy group-join"},
 		{"garbage token", []string{"inspect", "garbage!!"}, 1, "token is malformed"},
 		{"garbage token with key", []string{"inspect", "--key", testKey, "MDAxZ"}, 1, "token is malformed"},

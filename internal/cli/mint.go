@@ -36,6 +36,7 @@ type mintFlags struct {
 	caveats     multiFlag
 	keys        keyFlags
 	json        bool
+	reg         *registerFlags // mint invite only: --register (store.go)
 }
 
 func (m *mintFlags) register(fs *flag.FlagSet) {
@@ -74,10 +75,16 @@ func (r *Runner) mintInvite(args []string) int {
 	fs.StringVar(&inviter, "inviter", "", "")
 	fs.Var(&consumers, "consumer", "")
 	mf.register(fs)
+	var reg registerFlags
+	reg.register(fs)
 	pos, code, done := r.parseFlags(path, fs, args)
 	if done {
 		return code
 	}
+	if err := reg.check(fs); err != nil {
+		return r.usageErr(path, "%v", err)
+	}
+	mf.reg = &reg
 	if len(pos) > 0 {
 		return r.usageErr(path, "unexpected argument (mint takes flags only)")
 	}
@@ -194,8 +201,12 @@ func (r *Runner) mint(path string, fs *flag.FlagSet, mf *mintFlags, purpose toke
 		return r.usageErr(path, "%v", err)
 	}
 	m := Minted{Token: tok, ID: id, Caveats: cavs, Expires: expires}
-	// Store-backed extensions (--register --uses N with r.OpenStore) go
-	// here: register m.ID.TokenID until m.Expires before printing the token.
+	// --register: register m.ID.TokenID until m.Expires before printing.
+	if mf.reg != nil && mf.reg.on {
+		if code := r.registerMinted(path, mf.reg, m); code != ExitOK {
+			return code
+		}
+	}
 
 	for i, c := range cavs {
 		if w := refusedCaveat(purpose, c); w != "" {

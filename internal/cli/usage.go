@@ -7,11 +7,13 @@ Commands:
   mint invite   mint a user-join-group invite (prints the token)
   mint access   mint a user's access token (prints the token)
   inspect       decode a token, print its fields, verify it with a key
+  revoke        revoke a named invite in the invite store (admin API or Redis)
 
 Run 'caddy group-join <command> --help' for a command's flags.
 
 Exit codes: 0 ok; 1 the token does not verify or a caveat fails
-(inspect); 2 usage error (bad flags, bad caveat, missing key, bad ttl).
+(inspect); 2 usage error (bad flags, bad caveat, missing key, bad ttl);
+3 the invite store refused or could not be reached (--register, revoke).
 `
 
 const keyFlagsUsage = `Key (the first one given wins; the key is never printed):
@@ -71,6 +73,7 @@ Token:
 
 ` + caveatFlagsUsage + `
 ` + keyFlagsUsage + `
+` + registerFlagsUsage + `
 Output:
   --json                       print token, identifier, token_id, caveats
                                and expires as JSON
@@ -78,6 +81,8 @@ Output:
 Example:
   caddy group-join mint invite --group g1 --inviter bob --consumer alice \
       --ttl 7d --key-env GROUP_JOIN_KEY
+  caddy group-join mint invite --group g1 --inviter bob --persistence nmd \
+      --register --uses 5 --admin localhost:2019
 `
 
 const mintAccessHelp = `Mints an access token of a user and prints it on stdout in Onedata's
