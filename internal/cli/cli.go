@@ -89,7 +89,7 @@ func Tree() Command {
 	return Command{
 		Name:  "group-join",
 		Usage: "<command> [flags]",
-		Short: "Mints and inspects group_join invite and access tokens",
+		Short: "Mints, inspects and revokes group_join invite and access tokens",
 		Long:  topHelp,
 		Subcommands: []Command{
 			{

@@ -1,7 +1,7 @@
 package cli
 
-const topHelp = `Mints and inspects the Onedata-style tokens that the group_join handler
-verifies: user-join-group invites and users' access tokens.
+const topHelp = `Mints, inspects and revokes the Onedata-style tokens that the group_join
+handler verifies: user-join-group invites and users' access tokens.
 
 Commands:
   mint invite   mint a user-join-group invite (prints the token)
