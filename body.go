@@ -6,14 +6,16 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"unicode/utf8"
 )
 
 // readBody checks the content type and reads at most max bytes of the body.
 // The body is kept whole because the backend must get it byte for byte.
+// With a known length it takes one allocation of exactly that size (plus
+// one byte, to see the end or a body longer than announced).
 func readBody(r *http.Request, max int64) ([]byte, *answer) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	if !isJSON(r.Header.Get("Content-Type")) {
 		a := badRequest("Content-Type must be application/json.")
 		return nil, &a
 	}
@@ -21,21 +23,40 @@ func readBody(r *http.Request, max int64) ([]byte, *answer) {
 		a := badRequest("Request body is too large.")
 		return nil, &a
 	}
-	size := max + 1
+	limit := max + 1 // reading one byte more than allowed tells "too large"
+	size := limit
 	if r.ContentLength >= 0 {
 		size = r.ContentLength + 1
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, min(size, 4096)))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	if n > max {
-		a := badRequest("Request body is too large.")
-		return nil, &a
+	buf := make([]byte, 0, min(size, 4096))
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 1)
+		}
+		n, err := r.Body.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > max {
+			a := badRequest("Request body is too large.")
+			return nil, &a
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			a := badRequest("Request body could not be read.")
+			return nil, &a
+		}
 	}
-	if err != nil {
-		a := badRequest("Request body could not be read.")
-		return nil, &a
+}
+
+// isJSON reports whether a Content-Type is application/json (parameters
+// such as charset allowed), without parsing the common exact value.
+func isJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true
 	}
-	return buf.Bytes(), nil
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 // tokenField extracts the "token" string of a JSON object body. The body
@@ -44,6 +65,9 @@ func readBody(r *http.Request, max int64) ([]byte, *answer) {
 // because the backend reads the same bytes and might pick the other copy.
 // Other members are ignored.
 func tokenField(body []byte) (string, *answer) {
+	if tok, ok := plainTokenBody(body); ok {
+		return tok, nil
+	}
 	fail := func(desc string) (string, *answer) { a := badRequest(desc); return "", &a }
 	f, ok := topField(body, "token")
 	switch {
@@ -55,6 +79,11 @@ func tokenField(body []byte) (string, *answer) {
 		return fail(`Field "token" is missing.`)
 	case f.count > 1:
 		return fail(`Field "token" is given more than once.`)
+	case f.folded > 0:
+		// Go's encoding/json (and others) match member names without
+		// regard to case: a backend decoding {"token":…,"TOKEN":…} into a
+		// struct reads the last one, not the one verified here.
+		return fail(`Field "token" is given more than once (names differing only in case).`)
 	}
 	tok, isString := f.str()
 	switch {
@@ -66,10 +95,65 @@ func tokenField(body []byte) (string, *answer) {
 	return tok, nil
 }
 
+// plainTokenBody recognises, without a JSON parser, the body nearly every
+// client sends: {"token":"…"}, whitespace allowed around the punctuation,
+// a non-empty token of printable ASCII without '"' or '\'. Such a body is
+// valid JSON by construction, an object with exactly one member, so
+// tokenField's answer for it is that token; anything else (escapes, other
+// members, invalid JSON) takes the general path.
+func plainTokenBody(body []byte) (string, bool) {
+	s := scanner{b: body}
+	s.space()
+	if !s.eat('{') {
+		return "", false
+	}
+	s.space()
+	const key = `"token"`
+	if !bytes.HasPrefix(body[s.i:], []byte(key)) {
+		return "", false
+	}
+	s.i += len(key)
+	s.space()
+	if !s.eat(':') {
+		return "", false
+	}
+	s.space()
+	if !s.eat('"') {
+		return "", false
+	}
+	start := s.i
+	for s.i < len(body) && plainByte[body[s.i]] {
+		s.i++
+	}
+	end := s.i
+	if end == start || !s.eat('"') {
+		return "", false
+	}
+	s.space()
+	if !s.eat('}') {
+		return "", false
+	}
+	s.space()
+	if s.i != len(body) {
+		return "", false
+	}
+	return string(body[start:end]), true
+}
+
+// plainByte marks the bytes a plain token may hold: printable ASCII but
+// '"' and '\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // field is what topField found of one member.
 type field struct {
 	object bool   // the document is an object
 	count  int    // how many times the member appears
+	folded int    // members whose name differs from it only in case
 	raw    []byte // the raw JSON value of its first appearance
 }
 
@@ -106,23 +190,35 @@ func topField(body []byte, name string) (f field, ok bool) {
 		s.space()
 		start := s.i
 		s.value()
-		if keyIs(key, name) {
+		switch exact, folded := keyIs(key, name); {
+		case exact:
 			if f.count == 0 {
 				f.raw = body[start:s.i]
 			}
 			f.count++
+		case folded:
+			f.folded++
 		}
 	}
 	return f, true
 }
 
-// keyIs compares a raw JSON string (with quotes) to name after unescaping.
-func keyIs(raw []byte, name string) bool {
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return len(raw) == len(name)+2 && string(raw[1:len(raw)-1]) == name
+// keyIs compares a raw JSON string (with quotes) to name after unescaping:
+// exactly, or else under Unicode case folding (as encoding/json matches
+// struct fields).
+func keyIs(raw []byte, name string) (exact, folded bool) {
+	k := raw[1 : len(raw)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var u string
+		if json.Unmarshal(raw, &u) != nil {
+			return false, false
+		}
+		k = []byte(u)
 	}
-	var k string
-	return json.Unmarshal(raw, &k) == nil && k == name
+	if string(k) == name {
+		return true, false
+	}
+	return false, bytes.EqualFold(k, []byte(name))
 }
 
 // scanner walks JSON that json.Valid already accepted, so it only needs to

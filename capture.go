@@ -3,6 +3,7 @@ package groupjoin
 import (
 	"bytes"
 	"net/http"
+	"sync"
 )
 
 // maxCapture bounds what is kept of a backend's answer: enough for any
@@ -19,7 +20,30 @@ type capture struct {
 	overflow bool
 }
 
-func newCapture() *capture { return &capture{header: make(http.Header)} }
+// Captures are reused: a request's capture goes back to the pool once
+// its answer is written, with its header map and buffer, so the next
+// request needs no allocation for them.
+var capturePool = sync.Pool{New: func() any { return &capture{header: make(http.Header)} }}
+
+// maxPooledCapture bounds the buffer a pooled capture keeps.
+const maxPooledCapture = 4 << 10
+
+func newCapture() *capture { return capturePool.Get().(*capture) }
+
+// release returns c to the pool. Nothing may use c afterwards: the answer
+// has been written (header values copied to the client's header map stay
+// valid, clearing the map does not touch them), and the next handler has
+// returned, so it no longer holds c either.
+func (c *capture) release() {
+	if c.body.Cap() > maxPooledCapture {
+		return
+	}
+	clear(c.header)
+	c.status = 0
+	c.body.Reset()
+	c.overflow = false
+	capturePool.Put(c)
+}
 
 func (c *capture) Header() http.Header { return c.header }
 

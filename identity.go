@@ -3,7 +3,6 @@ package groupjoin
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -20,7 +19,7 @@ type caller struct {
 // identify tries the identity sources in order. A source that finds no
 // credentials passes to the next; one that finds credentials that fail
 // decides at once (401 invalid_token). No source at all: 401 unauthorized.
-func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, ip string, now time.Time) (caller, *answer, error) {
+func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, env *tokens.Env) (caller, *answer, error) {
 	for _, src := range h.identity {
 		switch src.Source {
 		case SourceAccessToken:
@@ -31,7 +30,7 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, ip string, now
 			if !ok {
 				return caller{}, &ansBadUser, errAmbiguousCredentials
 			}
-			tok, err := h.verifier.VerifyAccess(raw, h.verifier.Env(now, ip, ""))
+			tok, err := h.verifyAccess(raw, env)
 			if err != nil {
 				a := userAnswer(err)
 				return caller{}, &a, err

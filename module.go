@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -72,6 +73,8 @@ type Handler struct {
 	storeKey   string
 	metrics    *metrics
 	logger     *zap.Logger
+	access     *accessCache     // verified access tokens (accesscache.go)
+	clock      func() time.Time // nil: time.Now; tests set it
 }
 
 // Key is one configured root key.
@@ -127,6 +130,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("group_join: %w", err)
 	}
 	h.verifier = tokens.Verifier{Keys: keys, Service: h.Service}
+	h.access = newAccessCache(accessCacheSize, accessCacheTTL)
 
 	if h.GeoIPDB != "" || h.ASNDB != "" {
 		geo, key, err := loadGeo(h.GeoIPDB, h.ASNDB)

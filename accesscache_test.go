@@ -1,0 +1,289 @@
+package groupjoin
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+)
+
+// The access-token cache must change nothing but the cost: a cached token
+// is still refused once its time caveat passes, its ip caveat is still
+// checked on every request, tokens of a generation a reload removed are
+// refused, and the cache stays bounded.
+
+// provisionHandler provisions h the way Caddy does, outside of a running
+// Caddy, and releases it when the test ends.
+func provisionHandler(tb testing.TB, h *Handler) *Handler {
+	tb.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	tb.Cleanup(cancel)
+	// Without a Caddy config, ctx.Logger() is a development logger on
+	// stderr: keep its provision line out of test and benchmark output.
+	stderr := os.Stderr
+	os.Stderr, _ = os.Open(os.DevNull)
+	err := h.Provision(ctx)
+	os.Stderr.Close()
+	os.Stderr = stderr
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = h.Cleanup() })
+	if err := h.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	h.logger = zap.NewNop()
+	return h
+}
+
+// handlerRequest builds a join request as Caddy's server hands it to
+// handlers: a replacer and the vars map (with the client IP) in its
+// context.
+func handlerRequest(ip, accessToken, body string) *http.Request {
+	repl := caddy.NewReplacer()
+	// Caddy's server adds its http.* provider to every request's replacer.
+	repl.Map(func(string) (any, bool) { return nil, false })
+	vars := map[string]any{caddyhttp.ClientIPVarKey: ip}
+	ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl)
+	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, vars)
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1/user/groups/join", strings.NewReader(body))
+	r.RemoteAddr = ip + ":40000"
+	r.Header.Set("Content-Type", "application/json")
+	if accessToken != "" {
+		r.Header.Set("X-Auth-Token", accessToken)
+	}
+	return r
+}
+
+// clock is a settable test clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// cacheFixture is a provisioned handler with a test clock and a backend
+// that counts what reaches it.
+type cacheFixture struct {
+	h       *Handler
+	clk     *clock
+	forward int
+	next    caddyhttp.Handler
+}
+
+func newCacheFixture(t *testing.T) *cacheFixture {
+	f := &cacheFixture{clk: &clock{time.Unix(1_900_000_000, 0)}}
+	f.h = provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}})
+	f.h.clock = f.clk.now
+	f.next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		f.forward++
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	return f
+}
+
+func (f *cacheFixture) join(t *testing.T, ip, user string) *httptest.ResponseRecorder {
+	t.Helper()
+	w := httptest.NewRecorder()
+	// A fresh invite every time: only the access token repeats.
+	body := joinBody(invite(t, "g1", tokens.TimeCaveat(f.clk.t.Add(time.Hour))))
+	if err := f.h.ServeHTTP(w, handlerRequest(ip, user, body), f.next); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (f *cacheFixture) expect(t *testing.T, w *httptest.ResponseRecorder, status int, inBody string) {
+	t.Helper()
+	if w.Code != status || !strings.Contains(w.Body.String(), inBody) {
+		t.Fatalf("status %d body %q, want %d with %q", w.Code, w.Body.String(), status, inBody)
+	}
+}
+
+func (f *cacheFixture) stats(t *testing.T, entries int, hits, misses uint64) {
+	t.Helper()
+	e, h, m := f.h.access.stats()
+	if e != entries || h != hits || m != misses {
+		t.Fatalf("cache: %d entries, %d hits, %d misses; want %d, %d, %d", e, h, m, entries, hits, misses)
+	}
+}
+
+func TestAccessCacheHonoursTimeCaveat(t *testing.T) {
+	f := newCacheFixture(t)
+	t0 := f.clk.t
+	user := access(t, "alice", tokens.TimeCaveat(t0.Add(time.Minute)))
+
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.stats(t, 1, 0, 1)
+	f.clk.t = t0.Add(59 * time.Second)
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.stats(t, 1, 1, 1) // served from the cache
+
+	// The time caveat passes: refused, although the token was cached.
+	f.clk.t = t0.Add(time.Minute)
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "expired")
+	f.clk.t = t0.Add(time.Hour)
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "expired")
+	if f.forward != 2 {
+		t.Fatalf("%d requests forwarded, want 2", f.forward)
+	}
+	// Refused tokens are not cached again.
+	if e, _, _ := f.h.access.stats(); e > 1 {
+		t.Fatalf("%d entries after the token expired", e)
+	}
+}
+
+func TestAccessCacheEntryNeverOutlivesTTL(t *testing.T) {
+	f := newCacheFixture(t)
+	t0 := f.clk.t
+	user := access(t, "alice") // no time caveat at all
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.clk.t = t0.Add(accessCacheTTL - time.Second)
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.stats(t, 1, 1, 1)
+	// After the TTL the token is verified again (a miss), then cached anew.
+	f.clk.t = t0.Add(accessCacheTTL)
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.stats(t, 1, 1, 2)
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.stats(t, 1, 2, 2)
+}
+
+func TestAccessCacheChecksIPCaveatPerRequest(t *testing.T) {
+	f := newCacheFixture(t)
+	user := access(t, "alice", "ip = 192.0.2.0/24")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.77", user), http.StatusCreated, "")
+	f.stats(t, 1, 1, 1)
+	// Same cached token from another address: refused, from the cache.
+	f.expect(t, f.join(t, "198.51.100.1", user), http.StatusUnauthorized, "invalid_token")
+	f.stats(t, 1, 2, 1)
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	if f.forward != 3 {
+		t.Fatalf("%d requests forwarded, want 3", f.forward)
+	}
+}
+
+func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
+	f := newCacheFixture(t)
+	forged := mintT(t, "another secret", tokens.AccessID(tokens.Persistence{Named: true}, "alice", "", "t1"))
+	inviteAsUser := invite(t, "g1")
+	wrongService := access(t, "alice", "service = ozw-elsewhere")
+	for _, tok := range []string{forged, forged, inviteAsUser, inviteAsUser, wrongService, wrongService} {
+		f.expect(t, f.join(t, "192.0.2.1", tok), http.StatusUnauthorized, "invalid_token")
+	}
+	if e, h, _ := f.h.access.stats(); e != 0 || h != 0 {
+		t.Fatalf("refused tokens in the cache: %d entries, %d hits", e, h)
+	}
+	// A token that differs from a cached one is its own entry: the cache
+	// never answers for a token it has not verified.
+	user := access(t, "alice")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	tampered := user[:len(user)-2] + "AA"
+	if tampered == user {
+		tampered = user[:len(user)-2] + "BB"
+	}
+	f.expect(t, f.join(t, "192.0.2.1", tampered), http.StatusUnauthorized, "invalid_token")
+}
+
+func TestAccessCacheBounded(t *testing.T) {
+	const size = 64
+	c := newAccessCache(size, time.Hour)
+	now := time.Unix(1_900_000_000, 0)
+	key := func(i int) [sha256.Size]byte { return accessKey("token-" + strconv.Itoa(i)) }
+	for i := range 5000 {
+		k := key(i)
+		c.put(&k, &tokens.Token{}, now)
+		if e, _, _ := c.stats(); e > size {
+			t.Fatalf("%d entries after %d puts, bound %d", e, i+1, size)
+		}
+		if c.get(&k, now) == nil {
+			t.Fatalf("entry %d missing right after put", i)
+		}
+	}
+	// A full shard drops expired entries first.
+	var sh accessShard
+	sh.m = make(map[[sha256.Size]byte]accessEntry)
+	for i := range evictionSampling {
+		until := now.Add(time.Hour).UnixNano()
+		if i == 3 {
+			until = now.UnixNano()
+		}
+		sh.m[key(i)] = accessEntry{tok: &tokens.Token{}, until: until}
+	}
+	sh.evict(now.UnixNano())
+	if _, ok := sh.m[key(3)]; ok || len(sh.m) != evictionSampling-1 {
+		t.Fatalf("eviction kept the expired entry or dropped a live one: %d left", len(sh.m))
+	}
+	later := now.Add(2 * time.Second)
+	exp := &tokens.Token{Expires: now.Add(time.Second)}
+	// An entry whose token has already expired is not added.
+	k := key(1000)
+	c.put(&k, exp, later)
+	if c.get(&k, later) != nil {
+		t.Fatal("expired token cached")
+	}
+}
+
+// A reload that removes a generation's key refuses that generation's
+// access tokens at once, even those the old config had cached: each
+// provisioned handler has a cache of its own.
+func TestAccessCacheRevokedGenerationAfterReload(t *testing.T) {
+	opts := func(gens ...int) string {
+		var b strings.Builder
+		b.WriteString("key " + testSecret)
+		for _, g := range gens {
+			b.WriteString("\n\t\tkey " + strconv.Itoa(g) + " cache-gen-secret-" + strconv.Itoa(g))
+		}
+		return b.String()
+	}
+	user1 := mintT(t, "cache-gen-secret-1", tokens.AccessID(tokens.Persistence{Generation: 1}, "alice", "", tokens.NewTokenID()))
+	user2 := mintT(t, "cache-gen-secret-2", tokens.AccessID(tokens.Persistence{Generation: 2}, "carol", "", tokens.NewTokenID()))
+
+	s := startSite(t, opts(1, 2))
+	for range 3 { // the first request caches the tokens, the others use the cache
+		for _, u := range []string{user1, user2} {
+			if resp := s.join(joinBody(invite(t, "g1")), "X-Auth-Token", u); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("before the reload: status %d body %s", resp.StatusCode, bodyOf(resp))
+			}
+		}
+	}
+	s = startSite(t, opts(2)) // generation 1 revoked
+	resp := s.join(joinBody(invite(t, "g1")), "X-Auth-Token", user1)
+	expectError(t, resp, http.StatusUnauthorized, "invalid_token")
+	if resp := s.join(joinBody(invite(t, "g1")), "X-Auth-Token", user2); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("generation 2 after the reload: status %d body %s", resp.StatusCode, bodyOf(resp))
+	}
+	if n := len(s.backend.requests()); n != 1 {
+		t.Fatalf("%d requests reached the backend after the reload, want 1", n)
+	}
+}
+
+// The same handler instance cannot serve a cached token once its keyring
+// no longer verifies it: Provision builds the cache with the keyring.
+func TestAccessCacheBelongsToItsHandler(t *testing.T) {
+	f := newCacheFixture(t)
+	user := access(t, "alice")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	other := provisionHandler(t, &Handler{Keys: []Key{{Secret: "a different secret"}}})
+	w := httptest.NewRecorder()
+	if err := other.ServeHTTP(w, handlerRequest("192.0.2.1", user, joinBody(invite(t, "g1"))), f.next); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(t, w, http.StatusUnauthorized, "invalid_token")
+	if e, _, _ := other.access.stats(); e != 0 {
+		t.Fatalf("new handler's cache has %d entries", e)
+	}
+}
