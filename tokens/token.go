@@ -18,12 +18,22 @@ type Token struct {
 	Expires time.Time
 }
 
+// MaxCaveats bounds the caveats of a token. Onedata's own tokens carry a
+// handful; thousands of tiny caveats would only make a forged token
+// expensive to refuse.
+const MaxCaveats = 256
+
 // Authenticate decodes s, selects the key from the identifier and verifies
 // the signature, then parses the caveats. Errors are *Error values.
 func (k *Keyring) Authenticate(s string) (*Token, error) {
 	m, err := Decode(s)
 	if err != nil {
 		return nil, err
+	}
+	if len(m.Caveats()) > MaxCaveats {
+		// Refused before the signature chain, whose cost grows with
+		// every caveat.
+		return nil, malformed("too many caveats")
 	}
 	// The identifier and the caveats become strings in one allocation:
 	// the parsed identifier and caveats are substrings of it.

@@ -432,3 +432,26 @@ func TestErrorsDoNotLeak(t *testing.T) {
 		}
 	}
 }
+
+func TestTooManyCaveats(t *testing.T) {
+	keys, _ := NewKeyring(testSecret, nil)
+	id := InviteID(Persistence{Named: true}, "bob", "g", "t")
+	cavs := make([]string, MaxCaveats)
+	for i := range cavs {
+		cavs[i] = "ip = 10.0.0.0/8"
+	}
+	ok, err := Mint(testSecret, "", id, cavs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(ok); err != nil {
+		t.Fatalf("%d caveats refused: %v", MaxCaveats, err)
+	}
+	tooMany, err := Mint(testSecret, "", id, append(cavs, "ip = 10.0.0.0/8")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(tooMany); KindOf(err) != KindMalformed {
+		t.Fatalf("%d caveats: got %v, want malformed", MaxCaveats+1, err)
+	}
+}
