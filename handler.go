@@ -133,10 +133,6 @@ func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, who cal
 	}
 	// Answers are tiny and the edge must read error bodies.
 	delete(r.Header, "Accept-Encoding")
-	// io.NopCloser of a *bytes.Reader on purpose: net/http's transport
-	// knows it does not block and sends the headers and the body in one
-	// write (for any other reader it flushes the headers first: one more
-	// syscall and packet per request).
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	r.ContentLength = int64(len(body))

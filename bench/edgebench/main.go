@@ -1,0 +1,437 @@
+// Command edgebench is the load benchmark of group_join (issue 6): in one
+// run on 127.0.0.1 it starts a fast backend, an external validation
+// service, and the same Caddy binary in four setups:
+//
+//	(a) reverse_proxy to the backend
+//	(b) group_join + reverse_proxy
+//	(c) forward_auth to the validation service + reverse_proxy
+//	(d) group_join facing invalid invites
+//
+// then drives them with wrk in alternating rounds (a, b, c, d, a, b, …),
+// rotating over pre-minted tokens request by request, and prints requests/s,
+// p50/p99 latency, Caddy's CPU time per request (from /proc/<pid>/stat) and
+// its peak RSS per setup, with the ratios the issue sets targets for.
+//
+// Run it through bench/run.sh, which builds ./cmd/caddy and this command.
+// It stops by itself, kills what it started and talks only to 127.0.0.1.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const secretEnv = "GROUP_JOIN_KEY"
+
+type options struct {
+	caddy       string
+	rounds      int
+	duration    time.Duration
+	warmup      time.Duration
+	threads     int
+	connections int
+	users       int
+	invites     int
+	logs        string
+	only        string
+	keep        bool
+	markdown    bool
+	profile     bool
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "backend", "authsvc":
+			// A child: exit when the parent goes away (stdin closes).
+			go func() { _, _ = io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
+			var err error
+			if os.Args[1] == "backend" {
+				err = serveBackend()
+			} else {
+				err = serveAuth()
+			}
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	var o options
+	flag.StringVar(&o.caddy, "caddy", "", "Caddy binary built from ./cmd/caddy (required)")
+	flag.IntVar(&o.rounds, "rounds", 4, "rounds; each round runs every setup once")
+	flag.DurationVar(&o.duration, "duration", 8*time.Second, "length of one setup's run in a round (whole seconds)")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "warm-up run per setup before the rounds, not counted")
+	long := flag.Bool("long", false, "longer, steadier run: 10 rounds of 15s (about 11 minutes)")
+	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
+	flag.IntVar(&o.connections, "connections", 32, "wrk connections")
+	flag.IntVar(&o.users, "users", 300, "users, each with an access token of their own")
+	flag.IntVar(&o.invites, "invites", 3000, "distinct invites per kind (valid, invalid)")
+	flag.StringVar(&o.logs, "logs", "off", "Caddy logs: off (level ERROR, discarded) or info (Caddy's default level, to a file)")
+	flag.StringVar(&o.only, "only", "abcd", "setups to run, e.g. ab")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfiles, logs, Lua scripts)")
+	flag.BoolVar(&o.markdown, "markdown", false, "also print the results as Markdown tables")
+	flag.BoolVar(&o.profile, "profile", false, "save a CPU profile of each Caddy during round 1 into the work directory (implies -keep)")
+	flag.Parse()
+	if o.profile {
+		o.keep = true
+	}
+	if *long {
+		o.rounds, o.duration = 10, 15*time.Second
+	}
+	if o.caddy == "" || o.rounds < 1 || o.duration < time.Second || o.users < 1 || o.invites < 1 ||
+		(o.logs != "off" && o.logs != "info") {
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "edgebench:", err)
+		os.Exit(1)
+	}
+}
+
+// child is a process edgebench started and must stop.
+type child struct {
+	name  string
+	cmd   *exec.Cmd
+	stdin io.Closer
+	addr  string
+	admin string // Caddy's admin endpoint, with -profile
+	done  chan struct{}
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) stop() {
+	if c.stdin != nil {
+		c.stdin.Close()
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func (c *child) alive() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func start(name string, cmd *exec.Cmd) (*child, error) {
+	// Killed with edgebench even if it dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	return c, nil
+}
+
+// startHelper runs edgebench itself as a helper server and reads its
+// address.
+func startHelper(self, kind string, env []string) (*child, error) {
+	cmd := exec.Command(self, kind)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c, err := start(kind, cmd)
+	if err != nil {
+		return nil, err
+	}
+	c.stdin = in
+	line := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(out)
+		if s.Scan() {
+			line <- s.Text()
+		}
+		close(line)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case l := <-line:
+		if addr, ok := strings.CutPrefix(l, "LISTEN "); ok {
+			c.addr = addr
+			return c, nil
+		}
+	case <-time.After(10 * time.Second):
+	}
+	c.stop()
+	return nil, fmt.Errorf("%s did not start", kind)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startCaddy writes a Caddyfile with one site on a free loopback port and
+// waits until it accepts connections.
+func startCaddy(bin, dir, name, site, logs string, profile bool, env []string) (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	admin, adminOpt := "", "off"
+	if profile {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		admin = fmt.Sprintf("127.0.0.1:%d", p)
+		adminOpt = admin
+	}
+	logOpt := "output discard\n\t\tlevel ERROR"
+	if logs == "info" {
+		logOpt = "output file " + filepath.Join(dir, name+".log") + "\n\t\tlevel INFO"
+	}
+	cfg := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	persist_config off
+	log {
+		%s
+	}
+}
+:%d {
+	bind 127.0.0.1
+%s
+}
+`, adminOpt, logOpt, port, site)
+	path := filepath.Join(dir, name+".Caddyfile")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), append(env, "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)...)
+	logf, err := os.Create(filepath.Join(dir, name+".out"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	c, err := start("caddy "+name, cmd)
+	if err != nil {
+		return nil, err
+	}
+	c.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	c.admin = admin
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !c.alive() {
+			out, _ := os.ReadFile(logf.Name())
+			return nil, fmt.Errorf("caddy %s exited:\n%s", name, out)
+		}
+		if conn, err := net.DialTimeout("tcp", c.addr, time.Second); err == nil {
+			conn.Close()
+			return c, nil
+		}
+	}
+	c.stop()
+	return nil, fmt.Errorf("caddy %s did not start", name)
+}
+
+// setup is one of the four configurations and what it is measured with.
+type setup struct {
+	key, title string
+	script     string
+	wantStatus string // "ok": no status ≥ 400; "rejected": every status ≥ 400
+	caddy      *child
+	ext        *child // the validation service of (c)
+	rounds     []result
+	rss        int64
+}
+
+func run(ctx context.Context, o options) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk not found (Debian: apt-get install -y wrk)")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "edgebench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Println("work directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	fmt.Printf("edgebench: %d rounds × %s per setup, wrk -t%d -c%d, %d users, %d invites per kind, logs %s\n",
+		o.rounds, o.duration, o.threads, o.connections, o.users, o.invites, o.logs)
+	fmt.Printf("load average at start: %s (%d CPUs)\n", loadavg(), runtime.NumCPU())
+
+	secret := newSecret()
+	tr, err := mintTraffic(secret, o.users, o.invites)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("minted %d access tokens, %d valid invites, %d invalid invites %v\n",
+		o.users, len(tr.valid), len(tr.invalid), tr.counts)
+	validLua, invalidLua := filepath.Join(dir, "valid.lua"), filepath.Join(dir, "invalid.lua")
+	if err := writeLua(validLua, tr.valid); err != nil {
+		return err
+	}
+	if err := writeLua(invalidLua, tr.invalid); err != nil {
+		return err
+	}
+	country, asn, err := writeGeo(dir)
+	if err != nil {
+		return err
+	}
+
+	var children []*child
+	defer func() {
+		for i := len(children) - 1; i >= 0; i-- {
+			children[i].stop()
+		}
+	}()
+	env := []string{secretEnv + "=" + secret}
+	backend, err := startHelper(self, "backend", nil)
+	if err != nil {
+		return err
+	}
+	children = append(children, backend)
+	auth, err := startHelper(self, "authsvc", env)
+	if err != nil {
+		return err
+	}
+	children = append(children, auth)
+
+	groupJoin := fmt.Sprintf(`	group_join /user/groups/join {
+		key {env.%s}
+		geoip_db %s
+		asn_db %s
+	}
+	reverse_proxy %s`, secretEnv, country, asn, backend.addr)
+	all := []*setup{
+		{key: "a", title: "reverse_proxy", script: validLua, wantStatus: "ok"},
+		{key: "b", title: "group_join + reverse_proxy", script: validLua, wantStatus: "ok"},
+		{key: "c", title: "forward_auth + reverse_proxy", script: validLua, wantStatus: "ok"},
+		{key: "d", title: "group_join, invalid invites", script: invalidLua, wantStatus: "rejected"},
+	}
+	sites := map[string]string{
+		"a": "\treverse_proxy " + backend.addr,
+		"b": groupJoin,
+		"c": fmt.Sprintf(`	forward_auth /user/groups/join %s {
+		uri /validate
+		copy_headers X-User-Id
+	}
+	reverse_proxy %s`, auth.addr, backend.addr),
+		"d": groupJoin,
+	}
+	var setups []*setup
+	for _, s := range all {
+		if !strings.Contains(o.only, s.key) {
+			continue
+		}
+		c, err := startCaddy(o.caddy, dir, s.key, sites[s.key], o.logs, o.profile, env)
+		if err != nil {
+			return err
+		}
+		children = append(children, c)
+		s.caddy = c
+		if s.key == "c" {
+			s.ext = auth
+		}
+		setups = append(setups, s)
+	}
+	if len(setups) == 0 {
+		return errors.New("no setup selected")
+	}
+
+	if o.warmup > 0 {
+		for _, s := range setups {
+			if _, err := measure(ctx, o, s, o.warmup, backend); err != nil {
+				return fmt.Errorf("warm-up (%s): %w", s.key, err)
+			}
+		}
+	}
+	for r := 1; r <= o.rounds; r++ {
+		for _, s := range setups {
+			var saved chan error
+			if o.profile && r == 1 {
+				saved = make(chan error, 1)
+				go func() { saved <- saveProfile(s.caddy.admin, filepath.Join(dir, s.key+".pprof"), o.duration) }()
+			}
+			res, err := measure(ctx, o, s, o.duration, backend)
+			if saved != nil {
+				if err := <-saved; err != nil {
+					return fmt.Errorf("profile (%s): %w", s.key, err)
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("round %d (%s): %w", r, s.key, err)
+			}
+			s.rounds = append(s.rounds, res)
+			fmt.Printf("round %d (%s) %-30s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  caddy %6.1f µs/req%s  wrk %5.1f µs/req  load %s\n",
+				r, s.key, s.title, res.rps(), res.p50, res.p99, res.cpuPerReq(), res.extText(), perReq(res.client, res.requests), loadavg())
+		}
+	}
+	for _, s := range setups {
+		if s.rss, err = peakRSS(s.caddy.pid()); err != nil {
+			return err
+		}
+	}
+	report(o, setups)
+	fmt.Printf("load average at end: %s\n", loadavg())
+	return nil
+}
+
+// saveProfile saves a CPU profile of a Caddy taken through its admin
+// endpoint, over most of a run of length d.
+func saveProfile(admin, path string, d time.Duration) error {
+	secs := max(1, int(d/time.Second)-1)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin answered %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Load benchmark of group_join (issue 6): builds ./cmd/caddy and
+# bench/edgebench, then runs edgebench, which starts a fast backend, an
+# external validation service and the same Caddy in four setups on
+# 127.0.0.1, drives them with wrk in alternating rounds and prints req/s,
+# p50/p99, Caddy's CPU µs per request and peak RSS, with the target ratios.
+#
+#   bench/run.sh                 # default: 4 rounds × 8 s per setup, about 2.5 minutes
+#   bench/run.sh -long           # 10 rounds × 15 s, about 11 minutes
+#   bench/run.sh -rounds 6 -duration 10s -connections 64 -markdown
+#   bench/run.sh -h              # all flags
+#   CADDY=/path/to/caddy bench/run.sh   # measure another build (e.g. a baseline)
+#
+# Needs Go and wrk (Debian: apt-get install -y wrk). Talks only to
+# 127.0.0.1, stops by itself and kills what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "bench/run.sh: wrk not found; install it with: apt-get install -y wrk" >&2
+  exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/edgebench" ./bench/edgebench
+caddy=${CADDY:-}
+if [ -z "$caddy" ]; then
+  caddy=$tmp/caddy
+  go build -o "$caddy" ./cmd/caddy
+  echo "built Caddy $("$caddy" version | cut -d' ' -f1) with group_join at commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
+else
+  echo "using Caddy $caddy ($("$caddy" version | cut -d' ' -f1))"
+fi
+"$tmp/edgebench" -caddy "$caddy" "$@"
