@@ -188,7 +188,7 @@ func loadExample(t *testing.T, cfgJSON []byte, port, admin int) *exampleSite {
 		url:    fmt.Sprintf("http://127.0.0.1:%d", port),
 		admin:  fmt.Sprintf("http://127.0.0.1:%d", admin),
 		logDir: t.TempDir(),
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		client: testcaddy.Client(10 * time.Second),
 	}
 	testcaddy.Load(t, testConfig(t, cfgJSON, s.logDir))
 	return s

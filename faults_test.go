@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
@@ -50,7 +51,7 @@ func leakCheck(t *testing.T, slack int) func() {
 }
 
 // faultClient is bounded; it opens a connection per request.
-var faultClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+var faultClient = testcaddy.Client(15 * time.Second)
 
 func faultJoin(url, body, user string) (*http.Response, []byte, error) {
 	req, err := http.NewRequest(http.MethodPost, url+"/user/groups/join", strings.NewReader(body))

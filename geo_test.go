@@ -2,7 +2,6 @@ package groupjoin
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +61,7 @@ func startGeoSite(t *testing.T) *site {
 }
 `, port, b.addr(), testSecret, country, asn))
 	return &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+		client: testcaddy.Client(10 * time.Second)}
 }
 
 // Client addresses, as the trusted proxy reports them.
@@ -226,7 +225,7 @@ func TestGeoDatabaseUpdatedOnReload(t *testing.T) {
 `, port, b.addr(), testSecret, country, asn))
 	testcaddy.Load(t, cfg)
 	s := &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+		client: testcaddy.Client(10 * time.Second)}
 	user := []string{"X-Auth-Token", access(t, "alice")}
 	status := func(caveat string) int {
 		return s.join(joinBody(invite(t, "g1", caveat)), user...).StatusCode

@@ -26,6 +26,10 @@ var (
 	errNoAnswer             = errors.New("next handler wrote no answer (is reverse_proxy configured after group_join?)")
 )
 
+// drainLimit is how much of a refused body the edge still reads to keep
+// the connection (as much as net/http's maxPostHandlerReadBytes).
+const drainLimit = 256 << 10
+
 // decision is what gets logged and counted for one request.
 type decision struct {
 	clientIP string
@@ -59,11 +63,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// 3. Request shape.
 	body, a := readBody(r, h.MaxBody)
 	if a != nil {
-		// What is left of the body may be large or never come: close the
-		// connection instead of letting net/http drain it (up to 256 KiB,
-		// waiting on a stalled client) before the answer goes out. Caddy
-		// wraps the body, which defeats net/http's own "too big, close".
-		w.Header().Set("Connection", "close")
+		// What is left of a large or unsized body may never come: close
+		// the connection rather than wait to drain it (Caddy wraps the
+		// body, which defeats net/http's own "too big, close"). A modest
+		// declared remainder is read first, so a client still sending it
+		// gets the answer rather than a connection reset.
+		if r.ContentLength < 0 || r.ContentLength > h.MaxBody+drainLimit {
+			w.Header().Set("Connection", "close")
+		} else {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, drainLimit))
+		}
 		return h.reject(w, &d, *a, nil)
 	}
 	raw, a := tokenField(body)

@@ -107,10 +107,7 @@ func startSite(t *testing.T, options string, extra ...string) *site {
 `, port, b.addr(), options, strings.Join(extra, "\n\t"))
 	testcaddy.LoadCaddyfile(t, cfg)
 	return &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		// A fresh connection per request: tests reload configs on the
-		// same port, and an idle connection to the old server would be
-		// closed under us.
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+		client: testcaddy.Client(10 * time.Second)}
 }
 
 // join posts body with headers (pairs of name, value) to the join path.

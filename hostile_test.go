@@ -97,7 +97,7 @@ func startEdge(t *testing.T, o edgeOpts) *edge {
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	testcaddy.LoadCaddyfile(t, edgeCaddyfile(port, logPath, b.addr(), o))
 	e := &edge{logPath: logPath, site: &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}}
+		client: testcaddy.Client(20 * time.Second)}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("caddy log (tail):\n%s", tail(e.logText(), 6000))

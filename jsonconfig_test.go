@@ -2,7 +2,6 @@ package groupjoin
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +88,7 @@ func TestJSONConfigMatchesCaddyfile(t *testing.T) {
 		return strings.NewReplacer("PORT", itoa(port), "SECRET", testSecret, "BACKEND", b.addr()).Replace(tmpl)
 	}
 	s := &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+		client: testcaddy.Client(10 * time.Second)}
 
 	exp := tokens.TimeCaveat(time.Now().Add(time.Hour))
 	user := access(t, "alice", "service = ozw-test1", exp)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,7 +99,7 @@ func TestLogging(t *testing.T) {
 }
 `, port, b.addr(), testSecret, handlerLog, accessLog))
 	s := &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+		client: testcaddy.Client(10 * time.Second)}
 
 	alice := access(t, "alice")
 	dave := access(t, "dave")

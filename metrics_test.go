@@ -75,7 +75,7 @@ func TestMetrics(t *testing.T) {
 `, port, b.addr(), testSecret, adminPort))
 	testcaddy.Load(t, cfg)
 	s := &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+		client: testcaddy.Client(10 * time.Second)}
 
 	user := []string{"X-Auth-Token", access(t, "alice")}
 	before := scrapeMetrics(t, s)

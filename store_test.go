@@ -34,7 +34,7 @@ const (
 
 // storeHTTP is the client of the store tests: bounded, and a fresh
 // connection per request (configs are reloaded on the same ports).
-var storeHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+var storeHTTP = testcaddy.Client(10 * time.Second)
 
 // adminCall sends one request to a Caddy admin endpoint (Host is the admin
 // address, as Caddy's Host check wants) and returns status and body.

@@ -6,6 +6,7 @@ package testcaddy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,3 +200,24 @@ func (p *Process) Kill() { _ = p.Cmd.Process.Kill() }
 
 // Contains reports whether the process log contains s.
 func (p *Process) Contains(s string) bool { return strings.Contains(p.Output(), s) }
+
+// Client returns an HTTP client for tests against a Caddy that may be
+// reloaded on the same port: a fresh connection per request (an idle one
+// would belong to the old server), and a connect that the kernel resets is
+// tried again. Caddy reloads by opening a new SO_REUSEPORT socket and closing
+// the old one; without net.ipv4.tcp_migrate_req=1 a SYN queued on the old
+// socket is reset. Such a request was never sent, so retrying the dial is
+// safe; nothing after the dial is retried.
+func Client(timeout time.Duration) *http.Client {
+	d := &net.Dialer{Timeout: timeout}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		for attempt := 0; ; attempt++ {
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil || attempt == 4 || !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.ECONNREFUSED) {
+				return c, err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true, DialContext: dial}}
+}
