@@ -101,15 +101,12 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if err := allowMethods(r, http.MethodGet, http.MethodDelete); err != nil {
 			return err
 		}
-		if r.Method == http.MethodDelete {
-			return a.revoke(w, r, parts[1])
-		}
-		return a.get(w, r, parts[1])
+		return a.invite(w, r, parts[1], r.Method == http.MethodDelete)
 	case len(parts) == 3 && parts[0] == "invites" && parts[2] == "revoke":
 		if err := allowMethods(r, http.MethodPost); err != nil {
 			return err
 		}
-		return a.revoke(w, r, parts[1])
+		return a.invite(w, r, parts[1], true)
 	}
 	return apiErr(http.StatusNotFound, "no such group_join admin route: %s (see GET /group-join/stores, /group-join/invites[/<id>[/revoke]])", r.URL.Path)
 }
@@ -171,7 +168,8 @@ func (a *adminAPI) register(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, http.StatusCreated, stateOf(name, inv))
 }
 
-func (a *adminAPI) get(w http.ResponseWriter, r *http.Request, id string) error {
+// invite answers an invite's state, revoking it first when asked.
+func (a *adminAPI) invite(w http.ResponseWriter, r *http.Request, id string, revoke bool) error {
 	if err := checkTokenID(id); err != nil {
 		return err
 	}
@@ -181,29 +179,18 @@ func (a *adminAPI) get(w http.ResponseWriter, r *http.Request, id string) error 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
 	defer cancel()
-	inv, err := st.Get(ctx, id)
-	if err != nil {
-		return storeErr(err, id)
-	}
-	return writeAdminJSON(w, http.StatusOK, stateOf(name, inv))
-}
-
-func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request, id string) error {
-	if err := checkTokenID(id); err != nil {
-		return err
-	}
-	name, st, err := pickStore(r)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
-	defer cancel()
-	if err := st.Revoke(ctx, id); err != nil {
-		return storeErr(err, id)
+	if revoke {
+		if err := st.Revoke(ctx, id); err != nil {
+			return storeErr(err, id)
+		}
 	}
 	inv, err := st.Get(ctx, id)
-	if err != nil {
+	switch {
+	case err != nil && revoke:
+		// Revoked, but the state cannot be read back.
 		inv = store.Invite{ID: id, Revoked: true}
+	case err != nil:
+		return storeErr(err, id)
 	}
 	return writeAdminJSON(w, http.StatusOK, stateOf(name, inv))
 }
