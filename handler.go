@@ -81,11 +81,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// 4. Invite, then consumer binding (inside CheckInvite, last).
-	invite, err := h.verifier.Keys.Authenticate(raw)
-	if err == nil {
+	env.UserID = who.userID
+	invite, err := h.verifyInvite(raw, env)
+	if invite != nil {
 		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
-		env.UserID = who.userID
-		err = invite.CheckInvite(env)
 	}
 	h.metrics.verify.Observe(h.now().Sub(start).Seconds())
 	if err != nil {

@@ -22,9 +22,10 @@ import (
 // (*Handler).ServeHTTP with a next handler that drains the body and answers
 // 204, as reverse_proxy to a fast backend would. Traffic rotates over
 // benchUsers access tokens and benchInvites invites (each with the 6 caveats
-// below, bound to one user), so the access-token cache sees what a real
-// edge sees: many users, each presenting their own token again and again,
-// and invites that are (nearly) never presented twice.
+// below, bound to one user), so the token caches see many users, each
+// presenting their own token again and again, and thousands of invites, each
+// seen again only after all the others. "valid/uncached-invite" runs
+// without the invite cache: the cost of an invite seen for the first time.
 //
 //	go test -run='^$' -bench=ServeHTTP -benchmem -count=5 .
 //
@@ -230,6 +231,12 @@ func BenchmarkServeHTTP(b *testing.B) {
 	h := benchHandler(b)
 	reqs := benchTraffic(b, false)
 	b.Run("valid", func(b *testing.B) { runBench(b, h, reqs, http.StatusCreated) })
+	b.Run("valid/uncached-invite", func(b *testing.B) {
+		saved := h.invites
+		defer func() { h.invites = saved }()
+		h.invites = nil
+		runBench(b, h, reqs, http.StatusCreated)
+	})
 	b.Run("logged", func(b *testing.B) {
 		saved := h.logger
 		defer func() { h.logger = saved }()

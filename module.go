@@ -73,7 +73,8 @@ type Handler struct {
 	storeKey   string
 	metrics    *metrics
 	logger     *zap.Logger
-	access     *accessCache     // verified access tokens (accesscache.go)
+	access     *tokenCache      // verified access tokens (tokencache.go)
+	invites    *tokenCache      // verified invites (tokencache.go)
 	clock      func() time.Time // nil: time.Now; tests set it
 }
 
@@ -130,7 +131,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("group_join: %w", err)
 	}
 	h.verifier = tokens.Verifier{Keys: keys, Service: h.Service}
-	h.access = newAccessCache(accessCacheSize, accessCacheTTL)
+	h.access = newTokenCache(tokenCacheSize, tokenCacheTTL)
+	h.invites = newTokenCache(tokenCacheSize, tokenCacheTTL)
 
 	if h.GeoIPDB != "" || h.ASNDB != "" {
 		geo, key, err := loadGeo(h.GeoIPDB, h.ASNDB)

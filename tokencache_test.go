@@ -150,11 +150,11 @@ func TestAccessCacheEntryNeverOutlivesTTL(t *testing.T) {
 	t0 := f.clk.t
 	user := access(t, "alice") // no time caveat at all
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
-	f.clk.t = t0.Add(accessCacheTTL - time.Second)
+	f.clk.t = t0.Add(tokenCacheTTL - time.Second)
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
 	f.stats(t, 1, 1, 1)
 	// After the TTL the token is verified again (a miss), then cached anew.
-	f.clk.t = t0.Add(accessCacheTTL)
+	f.clk.t = t0.Add(tokenCacheTTL)
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
 	f.stats(t, 1, 1, 2)
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
@@ -200,9 +200,9 @@ func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
 
 func TestAccessCacheBounded(t *testing.T) {
 	const size = 64
-	c := newAccessCache(size, time.Hour)
+	c := newTokenCache(size, time.Hour)
 	now := time.Unix(1_900_000_000, 0)
-	key := func(i int) [sha256.Size]byte { return accessKey("token-" + strconv.Itoa(i)) }
+	key := func(i int) [sha256.Size]byte { return tokenKey("token-" + strconv.Itoa(i)) }
 	for i := range 5000 {
 		k := key(i)
 		c.put(&k, &tokens.Token{}, now)
@@ -214,14 +214,14 @@ func TestAccessCacheBounded(t *testing.T) {
 		}
 	}
 	// A full shard drops expired entries first.
-	var sh accessShard
-	sh.m = make(map[[sha256.Size]byte]accessEntry)
+	var sh cacheShard
+	sh.m = make(map[[sha256.Size]byte]cacheEntry)
 	for i := range evictionSampling {
 		until := now.Add(time.Hour).UnixNano()
 		if i == 3 {
 			until = now.UnixNano()
 		}
-		sh.m[key(i)] = accessEntry{tok: &tokens.Token{}, until: until}
+		sh.m[key(i)] = cacheEntry{tok: &tokens.Token{}, until: until}
 	}
 	sh.evict(now.UnixNano())
 	if _, ok := sh.m[key(3)]; ok || len(sh.m) != evictionSampling-1 {
@@ -285,5 +285,164 @@ func TestAccessCacheBelongsToItsHandler(t *testing.T) {
 	f.expect(t, w, http.StatusUnauthorized, "invalid_token")
 	if e, _, _ := other.access.stats(); e != 0 {
 		t.Fatalf("new handler's cache has %d entries", e)
+	}
+}
+
+// The invite cache must change nothing but the cost either: a cached
+// invite is refused once its time caveat passes, its ip and consumer
+// caveats are checked for every request, the store still counts its uses
+// and revocations, and only invites that passed every check are cached.
+
+// joinInvite sends inv as user from ip through the fixture's handler.
+func (f *cacheFixture) joinInvite(t *testing.T, ip, user, inv string) *httptest.ResponseRecorder {
+	t.Helper()
+	w := httptest.NewRecorder()
+	if err := f.h.ServeHTTP(w, handlerRequest(ip, user, joinBody(inv)), f.next); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (f *cacheFixture) inviteStats(t *testing.T, entries int, hits, misses uint64) {
+	t.Helper()
+	e, h, m := f.h.invites.stats()
+	if e != entries || h != hits || m != misses {
+		t.Fatalf("invite cache: %d entries, %d hits, %d misses; want %d, %d, %d", e, h, m, entries, hits, misses)
+	}
+}
+
+func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
+	f := newCacheFixture(t)
+	t0 := f.clk.t
+	inv := invite(t, "g1", tokens.TimeCaveat(t0.Add(time.Minute)))
+	for _, u := range []string{"alice", "carol"} {
+		f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, u), inv), http.StatusCreated, "")
+	}
+	f.inviteStats(t, 1, 1, 1)
+	f.clk.t = t0.Add(time.Minute)
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusBadRequest, "Invite token has expired.")
+	if f.forward != 2 {
+		t.Fatalf("%d requests forwarded, want 2", f.forward)
+	}
+	// The entry is dead at the time caveat, not only refused by it.
+	k := tokenKey(inv)
+	if f.h.invites.get(&k, f.clk.t) != nil {
+		t.Fatal("an expired invite is still served by the cache")
+	}
+}
+
+func TestInviteCacheTTL(t *testing.T) {
+	f := newCacheFixture(t)
+	inv := invite(t, "g1") // no time caveat
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), inv), http.StatusCreated, "")
+	f.clk.t = f.clk.t.Add(tokenCacheTTL - time.Second)
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), inv), http.StatusCreated, "")
+	f.inviteStats(t, 1, 1, 1)
+	f.clk.t = f.clk.t.Add(time.Second)
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusCreated, "")
+	f.inviteStats(t, 1, 1, 2) // verified again, then cached again
+}
+
+func TestInviteCacheChecksCaveatsOnEveryRequest(t *testing.T) {
+	f := newCacheFixture(t)
+	alice, carol := access(t, "alice"), access(t, "carol")
+	inv := invite(t, "g1", "ip = 192.0.2.0/24", "consumer = usr-alice")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "198.51.100.7", alice, inv), http.StatusBadRequest, genericInviteDesc)
+	f.expect(t, f.joinInvite(t, "192.0.2.9", carol, inv), http.StatusForbidden, "not meant for the current user")
+	f.expect(t, f.joinInvite(t, "192.0.2.9", alice, inv), http.StatusCreated, "")
+	f.inviteStats(t, 1, 3, 1)
+	if f.forward != 2 {
+		t.Fatalf("%d requests forwarded, want 2", f.forward)
+	}
+}
+
+func TestInviteCacheRefusedNeverCached(t *testing.T) {
+	f := newCacheFixture(t)
+	alice := access(t, "alice")
+	forged := mintT(t, "another secret", tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", tokens.NewTokenID()))
+	bound := invite(t, "g1", "consumer = usr-carol")
+	accessTok := access(t, "dave")
+	for range 2 {
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, forged), http.StatusBadRequest, genericInviteDesc)
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, bound), http.StatusForbidden, "")
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, accessTok), http.StatusBadRequest, "not a group invite")
+	}
+	f.inviteStats(t, 0, 0, 6)
+	if f.forward != 0 {
+		t.Fatalf("%d refused requests forwarded", f.forward)
+	}
+}
+
+// Uses and revocations live in the store, which is asked on every request,
+// cached invite or not.
+func TestInviteCacheStoreStillDecides(t *testing.T) {
+	f := &cacheFixture{clk: &clock{time.Unix(1_900_000_000, 0)}}
+	f.h = provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}, Store: &StoreConfig{Type: "memory"}})
+	f.h.clock = f.clk.now
+	forwarded := 0
+	f.next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		forwarded++
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	ctx := context.Background()
+	mint := func() (string, string) {
+		id := tokens.NewTokenID()
+		return mintT(t, testSecret, tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", id)), id
+	}
+	once, onceID := mint()
+	if err := f.h.store.Register(ctx, onceID, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), once), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), once), http.StatusBadRequest, "usage limit")
+
+	revoked, revokedID := mint()
+	if err := f.h.store.Register(ctx, revokedID, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), revoked), http.StatusCreated, "")
+	if err := f.h.store.Revoke(ctx, revokedID); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), revoked), http.StatusBadRequest, "revoked")
+	f.inviteStats(t, 2, 2, 2)
+	if forwarded != 2 {
+		t.Fatalf("%d requests forwarded, want 2", forwarded)
+	}
+}
+
+// A reload that removes a generation's key refuses that generation's
+// invites at once, even those the old config had cached.
+func TestInviteCacheRevokedGenerationAfterReload(t *testing.T) {
+	opts := func(gens ...int) string {
+		var b strings.Builder
+		b.WriteString("key " + testSecret)
+		for _, g := range gens {
+			b.WriteString("\n\t\tkey " + strconv.Itoa(g) + " cache-gen-secret-" + strconv.Itoa(g))
+		}
+		return b.String()
+	}
+	inv1 := mintT(t, "cache-gen-secret-1", tokens.InviteID(tokens.Persistence{Generation: 1}, "bob", "g1", tokens.NewTokenID()))
+	inv2 := mintT(t, "cache-gen-secret-2", tokens.InviteID(tokens.Persistence{Generation: 2}, "bob", "g1", tokens.NewTokenID()))
+	users := []string{access(t, "alice"), access(t, "carol"), access(t, "dave")}
+
+	s := startSite(t, opts(1, 2))
+	for _, u := range users { // the first request caches the invites, the others use the cache
+		for _, inv := range []string{inv1, inv2} {
+			if resp := s.join(joinBody(inv), "X-Auth-Token", u); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("before the reload: status %d body %s", resp.StatusCode, bodyOf(resp))
+			}
+		}
+	}
+	s = startSite(t, opts(2)) // generation 1 revoked
+	expectError(t, s.join(joinBody(inv1), "X-Auth-Token", users[0]), http.StatusBadRequest, "invalid_token")
+	if resp := s.join(joinBody(inv2), "X-Auth-Token", users[0]); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("generation 2 after the reload: status %d body %s", resp.StatusCode, bodyOf(resp))
+	}
+	if n := len(s.backend.requests()); n != 1 {
+		t.Fatalf("%d requests reached the backend after the reload, want 1", n)
 	}
 }
