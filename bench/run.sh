@@ -8,6 +8,7 @@
 #   bench/run.sh                 # default: 4 rounds × 8 s per setup, about 2.5 minutes
 #   bench/run.sh -long           # 10 rounds × 15 s, about 11 minutes
 #   bench/run.sh -rounds 6 -duration 10s -connections 64 -markdown
+#   bench/run.sh -pin            # Caddy alone on CPU 0, the rest on the other CPUs
 #   bench/run.sh -h              # all flags
 #   CADDY=/path/to/caddy bench/run.sh   # measure another build (e.g. a baseline)
 #

@@ -51,6 +51,7 @@ type options struct {
 	keep        bool
 	markdown    bool
 	profile     bool
+	pin         bool
 }
 
 func main() {
@@ -83,10 +84,17 @@ func main() {
 	flag.StringVar(&o.only, "only", "abcd", "setups to run, e.g. ab")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfiles, logs, Lua scripts)")
 	flag.BoolVar(&o.markdown, "markdown", false, "also print the results as Markdown tables")
+	flag.BoolVar(&o.pin, "pin", false, "run Caddy on CPU 0 and wrk, the backend and the validation service on the other CPUs (taskset), so that Caddy's CPU per request is not inflated by sharing a CPU with them")
 	flag.BoolVar(&o.profile, "profile", false, "save a CPU profile of each Caddy during round 1 into the work directory (implies -keep)")
 	flag.Parse()
 	if o.profile {
 		o.keep = true
+	}
+	if o.pin {
+		if err := checkPin(); err != nil {
+			fmt.Fprintln(os.Stderr, "edgebench:", err)
+			os.Exit(2)
+		}
 	}
 	if *long {
 		o.rounds, o.duration = 10, 15*time.Second
@@ -152,8 +160,8 @@ func start(name string, cmd *exec.Cmd) (*child, error) {
 
 // startHelper runs edgebench itself as a helper server and reads its
 // address.
-func startHelper(self, kind string, env []string) (*child, error) {
-	cmd := exec.Command(self, kind)
+func startHelper(self, kind string, env []string, pin bool) (*child, error) {
+	cmd := command(pin, otherCPUs, self, kind)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -201,7 +209,7 @@ func freePort() (int, error) {
 
 // startCaddy writes a Caddyfile with one site on a free loopback port and
 // waits until it accepts connections.
-func startCaddy(bin, dir, name, site, logs string, profile bool, env []string) (*child, error) {
+func startCaddy(bin, dir, name, site, logs string, profile, pin bool, env []string) (*child, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -236,7 +244,7 @@ func startCaddy(bin, dir, name, site, logs string, profile bool, env []string) (
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd := command(pin, caddyCPU, bin, "run", "--config", path, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), append(env, "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)...)
 	logf, err := os.Create(filepath.Join(dir, name+".out"))
 	if err != nil {
@@ -295,6 +303,9 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("edgebench: %d rounds × %s per setup, wrk -t%d -c%d, %d users, %d invites per kind, logs %s\n",
 		o.rounds, o.duration, o.threads, o.connections, o.users, o.invites, o.logs)
 	fmt.Printf("load average at start: %s (%d CPUs)\n", loadavg(), runtime.NumCPU())
+	if o.pin {
+		fmt.Printf("pinned: Caddy on CPU %s; wrk, backend and validation service on CPUs %s\n", caddyCPU, otherCPUs)
+	}
 
 	secret := newSecret()
 	tr, err := mintTraffic(secret, o.users, o.invites)
@@ -322,12 +333,12 @@ func run(ctx context.Context, o options) error {
 		}
 	}()
 	env := []string{secretEnv + "=" + secret}
-	backend, err := startHelper(self, "backend", nil)
+	backend, err := startHelper(self, "backend", nil, o.pin)
 	if err != nil {
 		return err
 	}
 	children = append(children, backend)
-	auth, err := startHelper(self, "authsvc", env)
+	auth, err := startHelper(self, "authsvc", env, o.pin)
 	if err != nil {
 		return err
 	}
@@ -360,7 +371,7 @@ func run(ctx context.Context, o options) error {
 		if !strings.Contains(o.only, s.key) {
 			continue
 		}
-		c, err := startCaddy(o.caddy, dir, s.key, sites[s.key], o.logs, o.profile, env)
+		c, err := startCaddy(o.caddy, dir, s.key, sites[s.key], o.logs, o.profile, o.pin, env)
 		if err != nil {
 			return err
 		}

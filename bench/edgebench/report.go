@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,7 +60,7 @@ func measure(ctx context.Context, o options, s *setup, d time.Duration, backend 
 		return res, err
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	cmd := exec.CommandContext(ctx, "wrk", "-t", strconv.Itoa(o.threads), "-c", strconv.Itoa(o.connections),
+	cmd := commandContext(ctx, o.pin, otherCPUs, "wrk", "-t", strconv.Itoa(o.threads), "-c", strconv.Itoa(o.connections),
 		"-d", strconv.Itoa(secs)+"s", "--timeout", "5s", "-s", s.script, "http://"+s.caddy.addr+"/user/groups/join")
 	out, err := cmd.Output()
 	if err != nil {
