@@ -248,9 +248,17 @@ func BenchmarkServeHTTP(b *testing.B) {
 
 // BenchmarkServeHTTPRejected: a valid user presenting invites signed with
 // another key, answered 400 invalid_token without calling the next handler.
+// "uncached-invite": each forged invite as if seen for the first time.
 func BenchmarkServeHTTPRejected(b *testing.B) {
 	h := benchHandler(b)
-	runBench(b, h, benchTraffic(b, true), http.StatusBadRequest)
+	reqs := benchTraffic(b, true)
+	b.Run("seen", func(b *testing.B) { runBench(b, h, reqs, http.StatusBadRequest) })
+	b.Run("uncached-invite", func(b *testing.B) {
+		saved := h.invites
+		defer func() { h.invites = saved }()
+		h.invites = nil
+		runBench(b, h, reqs, http.StatusBadRequest)
+	})
 }
 
 // BenchmarkServeHTTPUnauthorized: no credentials (401 unauthorized), and
@@ -262,12 +270,16 @@ func BenchmarkServeHTTPUnauthorized(b *testing.B) {
 	b.Run("none", func(b *testing.B) {
 		runBench(b, h, []benchPair{{"", []byte(joinBody(inv))}}, http.StatusUnauthorized)
 	})
-	b.Run("forged", func(b *testing.B) {
-		pairs := make([]benchPair, benchUsers)
-		for i := range pairs {
-			id := tokens.AccessID(tokens.Persistence{Named: true}, "u"+strconv.Itoa(i), "", tokens.NewTokenID())
-			pairs[i] = benchPair{mintT(b, "not the configured secret", id, benchAccessCaveats(exp)...), []byte(joinBody(inv))}
-		}
+	pairs := make([]benchPair, benchUsers)
+	for i := range pairs {
+		id := tokens.AccessID(tokens.Persistence{Named: true}, "u"+strconv.Itoa(i), "", tokens.NewTokenID())
+		pairs[i] = benchPair{mintT(b, "not the configured secret", id, benchAccessCaveats(exp)...), []byte(joinBody(inv))}
+	}
+	b.Run("forged", func(b *testing.B) { runBench(b, h, pairs, http.StatusUnauthorized) })
+	b.Run("forged/uncached", func(b *testing.B) {
+		saved := h.access
+		defer func() { h.access = saved }()
+		h.access = nil
 		runBench(b, h, pairs, http.StatusUnauthorized)
 	})
 }

@@ -73,8 +73,8 @@ type Handler struct {
 	storeKey   string
 	metrics    *metrics
 	logger     *zap.Logger
-	access     *tokenCache      // verified access tokens (tokencache.go)
-	invites    *tokenCache      // verified invites (tokencache.go)
+	access     *tokenCaches     // access tokens seen (tokencache.go)
+	invites    *tokenCaches     // invites seen (tokencache.go)
 	clock      func() time.Time // nil: time.Now; tests set it
 }
 
@@ -131,8 +131,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("group_join: %w", err)
 	}
 	h.verifier = tokens.Verifier{Keys: keys, Service: h.Service}
-	h.access = newTokenCache(tokenCacheSize, tokenCacheTTL)
-	h.invites = newTokenCache(tokenCacheSize, tokenCacheTTL)
+	h.access, h.invites = newTokenCaches(), newTokenCaches()
 
 	if h.GeoIPDB != "" || h.ASNDB != "" {
 		geo, key, err := loadGeo(h.GeoIPDB, h.ASNDB)

@@ -10,27 +10,82 @@ import (
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
-// tokenCache remembers tokens that authenticated, so that a token
+// tokenCaches remember what became of tokens already seen, so that a token
 // presented again skips decoding and the signature chain: the bulk of the
-// cost of checking it. A Handler has two, one for access tokens (a user
+// cost of checking it. A Handler has one pair for access tokens (a user
 // sends the same one with every request) and one for invites (a group's
-// invite is usually shared with many people, and a client may retry).
+// invite is usually shared with many people, clients retry, and a bot
+// replays the same junk).
 //
 // What is cached is the result of Keyring.Authenticate only, which depends
 // on nothing but the token and the keyring. Everything that depends on the
 // request, the caveats (time, ip, asn, geo.*, service, api, interface,
 // consumer), is checked again on every request against the cached Token,
-// and so are an invite's uses and revocation in the store. A cache belongs
-// to one Handler, that is to one keyring: a config reload provisions a new
-// Handler with empty caches, so a removed key (a revoked generation) takes
-// effect at once.
+// and so are an invite's uses and revocation in the store: a cache hit
+// answers exactly what a miss would. A cache belongs to one Handler, that
+// is to one keyring: a config reload provisions a new Handler with empty
+// caches, so a removed key (a revoked generation) takes effect at once.
 //
-// Keys are SHA-256 digests of the token: token strings are not kept. Only
-// tokens that passed every check once are added, so invalid tokens cannot
-// fill the cache. An entry never outlives the token's time caveat
-// (Token.Expires) nor tokenCacheTTL, and the cache holds at most
-// tokenCacheSize entries (a full shard drops an entry, expired ones
-// first).
+//   - passed holds tokens that passed every check once. An entry never
+//     outlives the token's time caveat (Token.Expires) nor tokenCacheTTL.
+//   - refused holds tokens that were refused: the Authenticate error, or the
+//     authenticated Token when a caveat failed (its caveats are checked again
+//     on every hit, so it admits the token once a caveat that depends on the
+//     request holds). An entry lives tokenCacheTTL. It is a cache of its own
+//     so that junk, which anyone can send, never evicts a good token.
+//
+// Keys are SHA-256 digests of the token: token strings are not kept. Each
+// cache holds at most tokenCacheSize entries (a full shard drops an entry,
+// expired ones first).
+type tokenCaches struct {
+	passed, refused *tokenCache
+}
+
+func newTokenCaches() *tokenCaches {
+	return &tokenCaches{
+		passed:  newTokenCache(tokenCacheSize, tokenCacheTTL),
+		refused: newTokenCache(tokenCacheSize, tokenCacheTTL),
+	}
+}
+
+// verify is authenticate then check, with the caches in front of
+// authenticate. The Token is returned with a check's error, so that the
+// decision log can name it.
+func (c *tokenCaches) verify(raw string, env *tokens.Env,
+	authenticate func(string) (*tokens.Token, error),
+	check func(*tokens.Token, *tokens.Env) error,
+) (*tokens.Token, error) {
+	if c == nil || len(raw) > maxCachedToken {
+		tok, err := authenticate(raw)
+		if err != nil {
+			return nil, err
+		}
+		return tok, check(tok, env)
+	}
+	k := tokenKey(raw)
+	if e, ok := c.passed.get(&k, env.Now); ok {
+		return e.tok, check(e.tok, env)
+	}
+	if e, ok := c.refused.get(&k, env.Now); ok {
+		if e.tok == nil {
+			return nil, e.err
+		}
+		return e.tok, check(e.tok, env)
+	}
+	tok, err := authenticate(raw)
+	if err != nil {
+		c.refused.put(&k, cacheEntry{err: err}, env.Now)
+		return nil, err
+	}
+	if err := check(tok, env); err != nil {
+		c.refused.put(&k, cacheEntry{tok: tok}, env.Now)
+		return tok, err
+	}
+	c.passed.put(&k, cacheEntry{tok: tok}, env.Now)
+	return tok, nil
+}
+
+// tokenCache is one bounded, sharded map from token digests to entries.
 type tokenCache struct {
 	shards [cacheShards]cacheShard
 	// perShard bounds each shard's map.
@@ -56,8 +111,9 @@ type cacheShard struct {
 }
 
 type cacheEntry struct {
-	tok   *tokens.Token
-	until int64 // unix nanoseconds; the entry is dead from then on
+	tok   *tokens.Token // authenticated; nil when err is set
+	err   error         // Authenticate's error (refused entries)
+	until int64         // unix nanoseconds; the entry is dead from then on
 }
 
 func newTokenCache(size int, ttl time.Duration) *tokenCache {
@@ -78,28 +134,28 @@ func (c *tokenCache) shard(k *[sha256.Size]byte) *cacheShard {
 	return &c.shards[k[0]%cacheShards]
 }
 
-// get returns the cached Token for k, or nil.
-func (c *tokenCache) get(k *[sha256.Size]byte, now time.Time) *tokens.Token {
+// get returns the live entry for k.
+func (c *tokenCache) get(k *[sha256.Size]byte, now time.Time) (cacheEntry, bool) {
 	s := c.shard(k)
 	s.mu.RLock()
 	e, ok := s.m[*k]
 	s.mu.RUnlock()
 	if !ok || now.UnixNano() >= e.until {
 		s.misses.Add(1)
-		return nil
+		return cacheEntry{}, false
 	}
 	s.hits.Add(1)
-	return e.tok
+	return e, true
 }
 
-// put caches tok under k until its time caveat or the TTL, whichever
-// comes first.
-func (c *tokenCache) put(k *[sha256.Size]byte, tok *tokens.Token, now time.Time) {
-	until := now.Add(c.ttl).UnixNano()
-	if !tok.Expires.IsZero() {
-		until = min(until, tok.Expires.UnixNano())
+// put caches e under k for the TTL, and never past the time caveat of a
+// Token that passed.
+func (c *tokenCache) put(k *[sha256.Size]byte, e cacheEntry, now time.Time) {
+	e.until = now.Add(c.ttl).UnixNano()
+	if e.err == nil && !e.tok.Expires.IsZero() {
+		e.until = min(e.until, e.tok.Expires.UnixNano())
 	}
-	if until <= now.UnixNano() {
+	if e.until <= now.UnixNano() {
 		return
 	}
 	s := c.shard(k)
@@ -108,7 +164,7 @@ func (c *tokenCache) put(k *[sha256.Size]byte, tok *tokens.Token, now time.Time)
 	if _, ok := s.m[*k]; !ok && len(s.m) >= c.perShard {
 		s.evict(now.UnixNano())
 	}
-	s.m[*k] = cacheEntry{tok: tok, until: until}
+	s.m[*k] = e
 }
 
 // evict drops the expired entries among a few (map order is random), or
@@ -147,48 +203,14 @@ func (c *tokenCache) stats() (entries int, hits, misses uint64) {
 	return entries, hits, misses
 }
 
-// verifyAccess is Verifier.VerifyAccess with the cache in front of
-// Authenticate: the caveats are checked on every request.
+// verifyAccess is Verifier.VerifyAccess with the caches in front of
+// Authenticate.
 func (h *Handler) verifyAccess(raw string, env *tokens.Env) (*tokens.Token, error) {
-	if h.access == nil || len(raw) > maxCachedToken {
-		return h.verifier.VerifyAccess(raw, env)
-	}
-	k := tokenKey(raw)
-	if tok := h.access.get(&k, env.Now); tok != nil {
-		return tok, tok.CheckAccess(env)
-	}
-	tok, err := h.verifier.VerifyAccess(raw, env)
-	if err != nil {
-		return tok, err
-	}
-	h.access.put(&k, tok, env.Now)
-	return tok, nil
+	return h.access.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckAccess)
 }
 
-// verifyInvite is Keyring.Authenticate + Token.CheckInvite with the cache
-// in front of Authenticate: the caveats are checked on every request. The
-// Token is returned with the error when it authenticated, so that the
-// decision log can name the invite and its group.
+// verifyInvite is Verifier.VerifyInvite with the caches in front of
+// Authenticate.
 func (h *Handler) verifyInvite(raw string, env *tokens.Env) (*tokens.Token, error) {
-	if h.invites == nil || len(raw) > maxCachedToken {
-		return h.authenticateInvite(raw, env)
-	}
-	k := tokenKey(raw)
-	if tok := h.invites.get(&k, env.Now); tok != nil {
-		return tok, tok.CheckInvite(env)
-	}
-	tok, err := h.authenticateInvite(raw, env)
-	if err != nil {
-		return tok, err
-	}
-	h.invites.put(&k, tok, env.Now)
-	return tok, nil
-}
-
-func (h *Handler) authenticateInvite(raw string, env *tokens.Env) (*tokens.Token, error) {
-	tok, err := h.verifier.Keys.Authenticate(raw)
-	if err != nil {
-		return nil, err
-	}
-	return tok, tok.CheckInvite(env)
+	return h.invites.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckInvite)
 }

@@ -114,7 +114,7 @@ func (f *cacheFixture) expect(t *testing.T, w *httptest.ResponseRecorder, status
 
 func (f *cacheFixture) stats(t *testing.T, entries int, hits, misses uint64) {
 	t.Helper()
-	e, h, m := f.h.access.stats()
+	e, h, m := f.h.access.passed.stats()
 	if e != entries || h != hits || m != misses {
 		t.Fatalf("cache: %d entries, %d hits, %d misses; want %d, %d, %d", e, h, m, entries, hits, misses)
 	}
@@ -140,7 +140,7 @@ func TestAccessCacheHonoursTimeCaveat(t *testing.T) {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
 	}
 	// Refused tokens are not cached again.
-	if e, _, _ := f.h.access.stats(); e > 1 {
+	if e, _, _ := f.h.access.passed.stats(); e > 1 {
 		t.Fatalf("%d entries after the token expired", e)
 	}
 }
@@ -184,7 +184,7 @@ func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
 	for _, tok := range []string{forged, forged, inviteAsUser, inviteAsUser, wrongService, wrongService} {
 		f.expect(t, f.join(t, "192.0.2.1", tok), http.StatusUnauthorized, "invalid_token")
 	}
-	if e, h, _ := f.h.access.stats(); e != 0 || h != 0 {
+	if e, h, _ := f.h.access.passed.stats(); e != 0 || h != 0 {
 		t.Fatalf("refused tokens in the cache: %d entries, %d hits", e, h)
 	}
 	// A token that differs from a cached one is its own entry: the cache
@@ -205,11 +205,11 @@ func TestAccessCacheBounded(t *testing.T) {
 	key := func(i int) [sha256.Size]byte { return tokenKey("token-" + strconv.Itoa(i)) }
 	for i := range 5000 {
 		k := key(i)
-		c.put(&k, &tokens.Token{}, now)
+		c.put(&k, cacheEntry{tok: &tokens.Token{}}, now)
 		if e, _, _ := c.stats(); e > size {
 			t.Fatalf("%d entries after %d puts, bound %d", e, i+1, size)
 		}
-		if c.get(&k, now) == nil {
+		if _, ok := c.get(&k, now); !ok {
 			t.Fatalf("entry %d missing right after put", i)
 		}
 	}
@@ -231,8 +231,8 @@ func TestAccessCacheBounded(t *testing.T) {
 	exp := &tokens.Token{Expires: now.Add(time.Second)}
 	// An entry whose token has already expired is not added.
 	k := key(1000)
-	c.put(&k, exp, later)
-	if c.get(&k, later) != nil {
+	c.put(&k, cacheEntry{tok: exp}, later)
+	if _, ok := c.get(&k, later); ok {
 		t.Fatal("expired token cached")
 	}
 }
@@ -283,7 +283,7 @@ func TestAccessCacheBelongsToItsHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.expect(t, w, http.StatusUnauthorized, "invalid_token")
-	if e, _, _ := other.access.stats(); e != 0 {
+	if e, _, _ := other.access.passed.stats(); e != 0 {
 		t.Fatalf("new handler's cache has %d entries", e)
 	}
 }
@@ -305,7 +305,7 @@ func (f *cacheFixture) joinInvite(t *testing.T, ip, user, inv string) *httptest.
 
 func (f *cacheFixture) inviteStats(t *testing.T, entries int, hits, misses uint64) {
 	t.Helper()
-	e, h, m := f.h.invites.stats()
+	e, h, m := f.h.invites.passed.stats()
 	if e != entries || h != hits || m != misses {
 		t.Fatalf("invite cache: %d entries, %d hits, %d misses; want %d, %d, %d", e, h, m, entries, hits, misses)
 	}
@@ -326,7 +326,7 @@ func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
 	}
 	// The entry is dead at the time caveat, not only refused by it.
 	k := tokenKey(inv)
-	if f.h.invites.get(&k, f.clk.t) != nil {
+	if _, ok := f.h.invites.passed.get(&k, f.clk.t); ok {
 		t.Fatal("an expired invite is still served by the cache")
 	}
 }
@@ -444,5 +444,104 @@ func TestInviteCacheRevokedGenerationAfterReload(t *testing.T) {
 	}
 	if n := len(s.backend.requests()); n != 1 {
 		t.Fatalf("%d requests reached the backend after the reload, want 1", n)
+	}
+}
+
+// A handler with caches answers every request exactly as one without them:
+// tokens that passed, tokens refused by Authenticate (forged, truncated,
+// wrong type) and tokens refused by a caveat that depends on the request,
+// the clock or the caller, each seen again and again.
+func TestTokenCachesAnswerLikeNoCache(t *testing.T) {
+	cached, plain := newCacheFixture(t), newCacheFixture(t)
+	plain.h.access, plain.h.invites = nil, nil
+	plain.clk = cached.clk
+	plain.h.clock = cached.clk.now
+	t0 := cached.clk.t
+
+	valid := invite(t, "g1")
+	forgedInvite := mintT(t, "another secret", tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", tokens.NewTokenID()))
+	invites := map[string]string{
+		"valid":       valid,
+		"ip-bound":    invite(t, "g1", "ip = 192.0.2.0/24"),
+		"for alice":   invite(t, "g1", "consumer = usr-alice"),
+		"short-lived": invite(t, "g1", tokens.TimeCaveat(t0.Add(time.Minute))),
+		"forged":      forgedInvite,
+		"truncated":   valid[:len(valid)/2],
+		"access":      access(t, "alice"),
+	}
+	users := map[string]string{
+		"alice":       access(t, "alice"),
+		"carol":       access(t, "carol"),
+		"forged":      mintT(t, "another secret", tokens.AccessID(tokens.Persistence{Named: true}, "alice", "", tokens.NewTokenID())),
+		"short-lived": access(t, "dave", tokens.TimeCaveat(t0.Add(time.Minute))),
+		"ip-bound":    access(t, "erin", "ip = 198.51.100.0/24"),
+		"an invite":   valid,
+	}
+	serve := func(f *cacheFixture, ip, user, inv string) (int, string) {
+		w := f.joinInvite(t, ip, user, inv)
+		return w.Code, w.Body.String()
+	}
+	n := 0
+	for _, at := range []time.Time{t0, t0.Add(2 * time.Minute)} {
+		cached.clk.t = at
+		for _, ip := range []string{"192.0.2.1", "198.51.100.7"} {
+			for un, user := range users {
+				for in, inv := range invites {
+					wantCode, wantBody := serve(plain, ip, user, inv)
+					for try := range 2 {
+						code, body := serve(cached, ip, user, inv)
+						if code != wantCode || body != wantBody {
+							t.Fatalf("%s, %s, user %s, invite %s, try %d: cached %d %s, uncached %d %s",
+								at.Sub(t0), ip, un, in, try, code, body, wantCode, wantBody)
+						}
+						n++
+					}
+				}
+			}
+		}
+	}
+	if cached.forward != plain.forward*2 {
+		t.Fatalf("forwarded %d with caches, %d without (want twice as many: every request sent twice)", cached.forward, plain.forward)
+	}
+	if plain.forward == 0 {
+		t.Fatal("nothing was admitted: the table does not test the cached path")
+	}
+	// Both caches of both kinds served answers.
+	for name, c := range map[string]*tokenCache{
+		"access passed": cached.h.access.passed, "access refused": cached.h.access.refused,
+		"invite passed": cached.h.invites.passed, "invite refused": cached.h.invites.refused,
+	} {
+		if _, hits, _ := c.stats(); hits == 0 {
+			t.Errorf("%s: no hits in %d requests", name, n)
+		}
+	}
+}
+
+// Junk, which anyone can send, lands in the refused cache and never evicts
+// a token that passed.
+func TestRefusedTokensNeverEvictPassed(t *testing.T) {
+	f := newCacheFixture(t)
+	alice := access(t, "alice")
+	good := invite(t, "g1")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "")
+	junk := invite(t, "g1")
+	for i := range 2 * tokenCacheSize {
+		// Distinct, well-formed-looking invites with a broken signature.
+		bad := junk[:len(junk)-8] + strconv.Itoa(10_000_000 + i)[:8]
+		if bad == junk {
+			continue
+		}
+		w := f.joinInvite(t, "192.0.2.1", alice, bad)
+		if w.Code != http.StatusBadRequest {
+			t.Fatalf("junk %d answered %d %s", i, w.Code, w.Body.String())
+		}
+	}
+	if e, _, _ := f.h.invites.refused.stats(); e > tokenCacheSize {
+		t.Fatalf("refused cache grew to %d entries, bound %d", e, tokenCacheSize)
+	}
+	e, hits, _ := f.h.invites.passed.stats()
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "")
+	if _, hits2, _ := f.h.invites.passed.stats(); e != 1 || hits2 != hits+1 {
+		t.Fatalf("the good invite left the cache: %d entries, hits %d → %d", e, hits, hits2)
 	}
 }
