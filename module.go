@@ -138,7 +138,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("group_join: %w", err)
 		}
-		h.verifier.Geo, h.geoKey = geo, key
+		h.verifier.Geo, h.geoKey = newGeoCache(geo), key
 	}
 
 	if h.Store != nil {

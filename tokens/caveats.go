@@ -56,6 +56,9 @@ type Caveat struct {
 	Value   string // text after the operator
 	Expires int64  // time caveats: unix seconds
 	Raw     string
+	// api caveats: whether an item allows joining a group, decided once
+	// at parse so that a cached token does not parse its items again.
+	allowsJoin bool
 }
 
 func (c Caveat) String() string { return c.Raw }
@@ -121,6 +124,7 @@ func ParseCaveat(s string) (Caveat, error) {
 		if op != "=" || !eachItem(val, func(v string) bool { _, ok := parseAPIItem(v); return ok }) {
 			return bad(CaveatAPI, "malformed api caveat")
 		}
+		c.allowsJoin = anyItem(val, allowsGroupJoin)
 	case "authorization":
 		c.Kind = CaveatAuthorization
 		if op != "=" || val != "none" {
@@ -356,7 +360,7 @@ func (c *Caveat) Check(p Purpose, env *Env) error {
 		}
 		return nil
 	case CaveatAPI:
-		if p != PurposeAccess || !anyItem(c.Value, allowsGroupJoin) {
+		if p != PurposeAccess || !c.allowsJoin {
 			return fail("operation not allowed by api caveat")
 		}
 		return nil

@@ -1,0 +1,120 @@
+package groupjoin
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"sync"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+)
+
+// geoCache remembers the country and ASN of client addresses across
+// requests: a client sends many requests from one address, and an mmdb
+// lookup costs about as much as the rest of a cached token check. A
+// Handler has one in front of its databases, which do not change under it
+// (a changed file is opened anew by the next Provision, with a new cache),
+// so a remembered answer, an error included, is what the database would
+// say again. It holds at most geoCacheSize addresses; a full shard drops
+// one at random.
+type geoCache struct {
+	geo      tokens.Geo
+	seed     maphash.Seed
+	perShard int
+	shards   [geoShards]geoShard
+}
+
+const (
+	geoShards    = 16
+	geoCacheSize = 16384
+)
+
+type geoShard struct {
+	mu sync.RWMutex
+	m  map[netip.Addr]geoEntry
+	_  [40]byte // one shard per cache line
+}
+
+// geoEntry holds what is known of one address so far.
+type geoEntry struct {
+	country    string
+	countryErr error
+	asn        uint32
+	asnErr     error
+	have       uint8 // haveCountry | haveASN
+}
+
+const (
+	haveCountry uint8 = 1 << iota
+	haveASN
+)
+
+func newGeoCache(geo tokens.Geo) *geoCache {
+	c := &geoCache{geo: geo, seed: maphash.MakeSeed(), perShard: geoCacheSize / geoShards}
+	for i := range c.shards {
+		c.shards[i].m = make(map[netip.Addr]geoEntry)
+	}
+	return c
+}
+
+var _ tokens.Geo = (*geoCache)(nil)
+
+func (c *geoCache) shard(ip netip.Addr) *geoShard {
+	return &c.shards[maphash.Comparable(c.seed, ip)%geoShards]
+}
+
+func (c *geoCache) Country(ip netip.Addr) (string, error) {
+	s := c.shard(ip)
+	s.mu.RLock()
+	e := s.m[ip]
+	s.mu.RUnlock()
+	if e.have&haveCountry == 0 {
+		country, err := c.geo.Country(ip)
+		e = s.store(ip, c.perShard, func(e *geoEntry) {
+			e.country, e.countryErr, e.have = country, err, e.have|haveCountry
+		})
+	}
+	return e.country, e.countryErr
+}
+
+func (c *geoCache) ASN(ip netip.Addr) (uint32, error) {
+	s := c.shard(ip)
+	s.mu.RLock()
+	e := s.m[ip]
+	s.mu.RUnlock()
+	if e.have&haveASN == 0 {
+		asn, err := c.geo.ASN(ip)
+		e = s.store(ip, c.perShard, func(e *geoEntry) {
+			e.asn, e.asnErr, e.have = asn, err, e.have|haveASN
+		})
+	}
+	return e.asn, e.asnErr
+}
+
+// store applies set to ip's entry (merging with what another request may
+// have stored meanwhile) and returns it.
+func (s *geoShard) store(ip netip.Addr, limit int, set func(*geoEntry)) geoEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[ip]
+	if !ok && len(s.m) >= limit {
+		for k := range s.m { // map order is random
+			delete(s.m, k)
+			break
+		}
+	}
+	set(&e)
+	s.m[ip] = e
+	return e
+}
+
+// len reports the number of addresses held, for tests.
+func (c *geoCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
