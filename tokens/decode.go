@@ -88,9 +88,9 @@ func decodeText(s string) *macaroon.Macaroon {
 	}
 	buf := *bp
 	var m *macaroon.Macaroon
-	text, ok := appendOnedataUnescape(buf[:0], s)
+	text, std, ok := unescapeOnedata(buf[:0], s)
 	if ok {
-		m = decodeBinary(base64DecodeInto(buf[len(text):cap(buf)], text))
+		m = decodeBinary(decodeBase64As(buf[len(text):cap(buf)], text, std))
 	}
 	// Without any escape ('0'), the unescaped text is s itself: trying it
 	// again as plain base64 would only repeat the same work.
@@ -128,29 +128,52 @@ const onedataEscapes = "0_-/+="
 // onedataUnescape reverses the escape; ok is false when s is not a valid
 // escaped string (a '0' not followed by 0-5).
 func onedataUnescape(s string) (string, bool) {
-	b, ok := appendOnedataUnescape(nil, s)
+	b, _, ok := unescapeOnedata(nil, s)
 	return string(b), ok
 }
 
-// appendOnedataUnescape appends the unescaped s to b; see onedataUnescape.
-func appendOnedataUnescape(b []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch c {
-		case '0':
-			if i+1 >= len(s) || s[i+1] < '0' || s[i+1] > '5' {
-				return b, false
-			}
-			b = append(b, onedataEscapes[s[i+1]-'0'])
-			i++
-		case '_', '-', '/', '+', '=':
-			// Never appear unescaped in Onedata's form.
-			return b, false
-		default:
-			b = append(b, c)
+// unescapeOnedata appends the unescaped s to b; ok is false when s is not
+// a valid escaped string (a '0' not followed by 0-5, or a character that
+// never appears unescaped). It is on the request path, so the characters
+// that never appear unescaped are looked for once, the text between
+// escapes is copied whole, and std reports whether an escape produced '+'
+// or '/', the characters base64DecodeInto picks the standard alphabet for:
+// decodeBase64As then need not scan for them.
+func unescapeOnedata(b []byte, s string) (text []byte, std, ok bool) {
+	const never = "_-/+=" // the escaped characters
+	for i := 0; i < len(never); i++ {
+		if strings.IndexByte(s, never[i]) >= 0 {
+			return b, false, false
 		}
 	}
-	return b, true
+	for {
+		i := strings.IndexByte(s, '0')
+		if i < 0 {
+			return append(b, s...), std, true
+		}
+		if i+1 >= len(s) || s[i+1] < '0' || s[i+1] > '5' {
+			return b, false, false
+		}
+		c := onedataEscapes[s[i+1]-'0']
+		std = std || c == '+' || c == '/'
+		b = append(append(b, s[:i]...), c)
+		s = s[i+2:]
+	}
+}
+
+// decodeBase64As is base64DecodeInto with the alphabet already
+// known: the standard one when std, else the URL one.
+func decodeBase64As(dst, src []byte, std bool) []byte {
+	enc := base64.RawURLEncoding
+	if std {
+		enc = base64.RawStdEncoding
+	}
+	src = bytes.TrimRight(src, "=")
+	n, err := enc.Decode(dst[:enc.DecodedLen(len(src))], src)
+	if err != nil {
+		return nil
+	}
+	return dst[:n]
 }
 
 func onedataEscape(s string) string {

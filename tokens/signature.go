@@ -24,12 +24,19 @@ const sha256Block = 64
 // signatureValid recomputes m's first-party signature chain from key and
 // compares it in constant time.
 func signatureValid(m *macaroon.Macaroon, key *rootKey) bool {
-	return chainValid(m.Id(), m.Caveats(), m.Signature(), key)
+	mc := m.Caveats()
+	cavs := make([]caveatView, len(mc))
+	for i := range mc {
+		cavs[i].id = mc[i].Id
+	}
+	return chainValid(m.Id(), cavs, m.Signature(), key)
 }
 
-// chainValid is signatureValid on the parts of a macaroon, for callers that
-// already hold a copy of its identifier.
-func chainValid(id []byte, cavs []macaroon.Caveat, want []byte, key *rootKey) bool {
+// chainValid is signatureValid on the parts of a macaroon: its identifier,
+// its first-party caveats (only their ids are signed) and its signature.
+// Authenticate calls it on views into the decoded token (see binary.go),
+// so a go-macaroon Macaroon need not exist.
+func chainValid(id []byte, cavs []caveatView, want []byte, key *rootKey) bool {
 	d := sha256.New()
 	var pad [sha256Block]byte
 	var inner, sig [32]byte
@@ -37,7 +44,7 @@ func chainValid(id []byte, cavs []macaroon.Caveat, want []byte, key *rootKey) bo
 	for i := -1; i < len(cavs); i++ {
 		msg := id
 		if i >= 0 {
-			msg = cavs[i].Id
+			msg = cavs[i].id
 		}
 		// HMAC-SHA256(sig, msg) into sig.
 		for j := range pad {

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"encoding/base64"
 	"strings"
 	"time"
 )
@@ -25,32 +26,122 @@ const MaxCaveats = 256
 
 // Authenticate decodes s, selects the key from the identifier and verifies
 // the signature, then parses the caveats. Errors are *Error values.
+//
+// It accepts what Decode accepts and refuses in the same order (size,
+// empty, not a macaroon, third party, too many caveats, identifier, key,
+// signature, caveats). The base64 forms, the ones met on every request,
+// are read by parseMacaroon (binary.go) straight from a pooled buffer
+// rather than through go-macaroon, which copied the token, identifier and
+// location and built a Macaroon only for them to be copied again here.
 func (k *Keyring) Authenticate(s string) (*Token, error) {
-	m, err := Decode(s)
+	if len(s) > MaxTokenSize {
+		return nil, ErrTooLarge
+	}
+	if s == "" {
+		return nil, malformed("empty token")
+	}
+	if s[0] == '{' {
+		return k.authenticateJSON(s)
+	}
+	var inline [inlineCaveats]caveatView
+	bp := textBufs.Get().(*[]byte)
+	m, ok := decodeTextView(s, bp, inline[:0])
+	var t *Token
+	var err error
+	switch {
+	case !ok:
+		err = malformed("not a macaroon")
+	case m.thirdParty:
+		err = ErrThirdParty
+	case m.count > MaxCaveats:
+		// Refused before the signature chain, whose cost grows with
+		// every caveat.
+		err = malformed("too many caveats")
+	default:
+		t, err = k.authenticateView(&m)
+	}
+	// m points into the buffer; t does not (authenticateView copies), so
+	// the buffer can be reused from here on.
+	if cap(*bp) <= maxPooledBuf {
+		textBufs.Put(bp)
+	}
+	return t, err
+}
+
+// inlineCaveats is how many caveat views Authenticate keeps on its stack;
+// a token with more (up to MaxCaveats) grows them on the heap. Onedata's
+// tokens carry a handful.
+const inlineCaveats = 16
+
+// decodeTextView is decodeText (decode.go) with parseMacaroon in place of
+// go-macaroon: Onedata's escaped form first, then plain base64 of s
+// itself, decoded into *bp, which the view then points into. Its caveats
+// are appended to cavs[:0]; those past MaxCaveats are counted, not kept.
+func decodeTextView(s string, bp *[]byte, cavs []caveatView) (macaroonView, bool) {
+	if need := len(s) + base64.RawStdEncoding.DecodedLen(len(s)); cap(*bp) < need {
+		*bp = make([]byte, 0, need)
+	}
+	buf := *bp
+	text, std, unescaped := unescapeOnedata(buf[:0], s)
+	if unescaped {
+		m, ok := parseMacaroon(decodeBase64As(buf[len(text):cap(buf)], text, std), cavs, MaxCaveats)
+		// Without any escape ('0'), the unescaped text is s itself:
+		// trying it again as plain base64 would only repeat the same work.
+		if ok || len(text) == len(s) {
+			return m, ok
+		}
+	}
+	text = append(buf[:0], s...)
+	return parseMacaroon(base64DecodeInto(buf[len(text):cap(buf)], text), cavs, MaxCaveats)
+}
+
+// authenticateJSON is Authenticate for the JSON forms, through Decode.
+func (k *Keyring) authenticateJSON(s string) (*Token, error) {
+	mac, err := Decode(s)
 	if err != nil {
 		return nil, err
 	}
-	if len(m.Caveats()) > MaxCaveats {
-		// Refused before the signature chain, whose cost grows with
-		// every caveat.
+	mc := mac.Caveats()
+	if len(mc) > MaxCaveats {
 		return nil, malformed("too many caveats")
 	}
-	// The identifier and the caveats become strings in one allocation:
-	// the parsed identifier and caveats are substrings of it.
-	rawID := m.Id()
-	cavs := m.Caveats()
-	n := len(rawID)
-	for _, mc := range cavs {
-		n += len(mc.Id)
+	var inline [inlineCaveats]caveatView
+	m := macaroonView{
+		location: []byte(mac.Location()),
+		id:       mac.Id(),
+		sig:      mac.Signature(),
+		caveats:  inline[:0],
+		count:    len(mc),
+	}
+	for i := range mc {
+		m.caveats = append(m.caveats, caveatView{id: mc[i].Id})
+	}
+	return k.authenticateView(&m)
+}
+
+// authenticateView is the rest of Authenticate on a decoded token whose
+// caveats are all in m.caveats. The identifier, the caveats and the
+// location become strings in one allocation: the Token's strings are
+// substrings of it, and nothing returned points into m's bytes.
+func (k *Keyring) authenticateView(m *macaroonView) (*Token, error) {
+	if len(m.caveats) != m.count {
+		// Callers refuse more than MaxCaveats first; a caveat left out of
+		// the signature chain must never go unnoticed all the same.
+		return nil, malformed("too many caveats")
+	}
+	n := len(m.id) + len(m.location)
+	for i := range m.caveats {
+		n += len(m.caveats[i].id)
 	}
 	var text strings.Builder
 	text.Grow(n)
-	text.Write(rawID)
-	for _, mc := range cavs {
-		text.Write(mc.Id)
+	text.Write(m.id)
+	for i := range m.caveats {
+		text.Write(m.caveats[i].id)
 	}
+	text.Write(m.location)
 	all := text.String()
-	id, err := ParseIdentifier(all[:len(rawID)])
+	id, err := ParseIdentifier(all[:len(m.id)])
 	if err != nil {
 		return nil, err
 	}
@@ -58,17 +149,18 @@ func (k *Keyring) Authenticate(s string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !chainValid(rawID, cavs, m.Signature(), key) {
+	if !chainValid(m.id, m.caveats, m.sig, key) {
 		return nil, ErrSignature
 	}
-	t := &Token{Location: m.Location(), ID: id}
-	if len(cavs) > 0 {
-		t.Caveats = make([]Caveat, len(cavs))
+	t := &Token{Location: all[len(all)-len(m.location):], ID: id}
+	if len(m.caveats) > 0 {
+		t.Caveats = make([]Caveat, len(m.caveats))
 	}
-	off := len(rawID)
-	for i, mc := range cavs {
-		c, err := ParseCaveat(all[off : off+len(mc.Id)])
-		off += len(mc.Id)
+	off := len(m.id)
+	for i := range m.caveats {
+		size := len(m.caveats[i].id)
+		c, err := ParseCaveat(all[off : off+size])
+		off += size
 		if err != nil {
 			return nil, err
 		}
