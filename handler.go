@@ -46,7 +46,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	d := decision{clientIP: ip}
-	env := h.env(start, ip) // what caveats are checked against
+	st := h.newRequest(start, ip)
+	env := &st.Env // what caveats are checked against
 
 	// 1. Method.
 	if r.Method != http.MethodPost {
@@ -98,19 +99,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// 6. Forward.
-	h.prepareUpstream(r, repl, who, invite, body)
+	h.prepareUpstream(r, repl, st, who, invite, body)
 	rec := newCapture()
 	defer rec.release()
 	nextErr := next.ServeHTTP(rec, r)
 
 	// 7. Answer; the reserved use is kept only when the backend admitted.
 	h.settle(res, nextErr == nil && rec.status >= 200 && rec.status <= 299, &d)
-	return h.answer(w, &d, invite, rec, nextErr)
+	return h.answer(w, &d, st, invite, rec, nextErr)
 }
 
 // prepareUpstream sets what the backend relies on: trusted identity
 // headers, placeholders, and the body exactly as received.
-func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, who caller, invite *tokens.Token, body []byte) {
+func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *requestState, who caller, invite *tokens.Token, body []byte) {
 	// delete(): Header.Del with names already canonical.
 	for _, k := range upstreamHeaders {
 		delete(r.Header, k)
@@ -123,8 +124,9 @@ func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, who cal
 	issuer := id.Subject.String()
 	if h.setHeaders {
 		// As Header.Set stores them (canonical names), with the four
-		// values in one allocation; capped slices, so an append copies.
-		v := make([]string, 4)
+		// values in the request's state; capped slices, so an append
+		// copies.
+		v := st.upstream[:]
 		v[0], v[1], v[2], v[3] = who.userID, id.Type.TargetID, id.TokenID, issuer
 		r.Header["X-User-Id"] = v[0:1:1]
 		r.Header["X-Group-Id"] = v[1:2:2]
@@ -141,7 +143,8 @@ func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, who cal
 	}
 	// Answers are tiny and the edge must read error bodies.
 	delete(r.Header, "Accept-Encoding")
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	st.body.Reset(body)
+	r.Body = &st.body
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	r.ContentLength = int64(len(body))
 	r.TransferEncoding = nil
@@ -166,7 +169,7 @@ func (v joinVars) get(key string) (any, bool) {
 }
 
 // answer turns what the next handler did into the documented answer.
-func (h *Handler) answer(w http.ResponseWriter, d *decision, invite *tokens.Token, rec *capture, nextErr error) error {
+func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, invite *tokens.Token, rec *capture, nextErr error) error {
 	switch {
 	case nextErr != nil:
 		status := http.StatusInternalServerError
@@ -181,8 +184,9 @@ func (h *Handler) answer(w http.ResponseWriter, d *decision, invite *tokens.Toke
 		return h.reject(w, d, ansNoBackend, errNoAnswer)
 	case rec.status >= 200 && rec.status <= 299:
 		copyBackendHeaders(w.Header(), rec.header)
-		// As Header.Set stores them, the values in one allocation.
-		v := []string{h.LocationPrefix + invite.ID.Type.TargetID, "0"}
+		// As Header.Set stores them, the values in the request's state.
+		v := st.answer[:]
+		v[0], v[1] = h.LocationPrefix+invite.ID.Type.TargetID, "0"
 		w.Header()["Location"], w.Header()["Content-Length"] = v[0:1:1], v[1:2:2]
 		w.WriteHeader(http.StatusCreated)
 		d.status = http.StatusCreated

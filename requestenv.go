@@ -1,6 +1,7 @@
 package groupjoin
 
 import (
+	"bytes"
 	"net/netip"
 	"time"
 
@@ -17,11 +18,27 @@ type requestEnv struct {
 	memo geoMemo
 }
 
-// env returns the Env of a request at now from ip (the caller is set once
-// known): what Verifier.Env returns (TestRequestEnv holds them equal), in
-// one allocation with the memo.
-func (h *Handler) env(now time.Time, ip string) *tokens.Env {
-	e := &requestEnv{Env: tokens.Env{Now: now, Service: h.verifier.Service, Geo: h.verifier.Geo}}
+// requestState is what one request needs beyond its body, in one
+// allocation rather than one per piece: its Env, the reader that forwards
+// the body, and the backing arrays of the headers the handler sets.
+type requestState struct {
+	requestEnv
+	body     bodyReader
+	upstream [4]string // X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer
+	answer   [2]string // Location, Content-Length of the 201
+}
+
+// bodyReader forwards the body as read; closing it does nothing.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
+
+// newRequest returns the state of a request at now from ip; its Env is
+// what Verifier.Env returns (TestRequestEnv holds them equal), the caller
+// is set once known.
+func (h *Handler) newRequest(now time.Time, ip string) *requestState {
+	st := &requestState{requestEnv: requestEnv{Env: tokens.Env{Now: now, Service: h.verifier.Service, Geo: h.verifier.Geo}}}
+	e := &st.requestEnv
 	if e.Service == "" {
 		e.Service = tokens.DefaultService
 	}
@@ -31,7 +48,12 @@ func (h *Handler) env(now time.Time, ip string) *tokens.Env {
 	if e.Geo != nil {
 		e.memo.geo, e.Geo = e.Geo, &e.memo
 	}
-	return &e.Env
+	return st
+}
+
+// env is the Env of newRequest.
+func (h *Handler) env(now time.Time, ip string) *tokens.Env {
+	return &h.newRequest(now, ip).Env
 }
 
 // geoMemo is a tokens.Geo that asks the real one at most once per address
