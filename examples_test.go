@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -523,6 +525,7 @@ func testExampleRotation(t *testing.T, bin string) {
 	if err := testcaddy.Reload(t, testConfig(t, testcaddy.Adapt(t, rotated), s.logDir)); err != nil {
 		t.Fatal(err)
 	}
+	testcaddy.WaitOneListener(t, urlPort(t, s.url))
 	expectAnswer(t, s.join(t, inv(k41, tmp(41)), user("erin")...), http.StatusBadRequest, revoked)
 	expectJoined(t, s.join(t, inv(k42, tmp(42)), user("erin")...), "developers")
 	expectJoined(t, s.join(t, inv(k43, tmp(43)), user("frank")...), "developers")
@@ -614,4 +617,18 @@ func TestExamplesReadmeCommands(t *testing.T) {
 	if out, err := exec.Command("bash", "-n", "examples/quickstart.sh").CombinedOutput(); err != nil {
 		t.Errorf("bash -n examples/quickstart.sh: %v\n%s", err, out)
 	}
+}
+
+// urlPort is the port of a test URL such as http://127.0.0.1:8080.
+func urlPort(t *testing.T, raw string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(strings.TrimPrefix(raw, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -108,53 +108,13 @@ func startEdge(t *testing.T, o edgeOpts) *edge {
 
 // reload replaces the running config with o on the same port, backend and
 // log file, the way `caddy reload` does, then waits until the old server's
-// listener is gone (see waitOneListener).
+// listener is gone (see testcaddy.WaitOneListener).
 func (e *edge) reload(t *testing.T, o edgeOpts) {
 	t.Helper()
 	if err := testcaddy.Reload(t, testcaddy.Adapt(t, edgeCaddyfile(e.port, e.logPath, e.backend.addr(), o))); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	waitOneListener(t, e.port)
-}
-
-// waitOneListener waits (bounded) until one socket listens on port. On
-// Linux Caddy opens a reloaded server's listener with SO_REUSEPORT next to
-// the old one, and closes the old one only after caddy.Load returned; a
-// connection the kernel queued on the old socket meanwhile is reset. Tests
-// that are not about reloads wait for the swap to finish. Without
-// /proc/net (not Linux), it waits a moment instead.
-func waitOneListener(t *testing.T, port int) {
-	t.Helper()
-	hexPort := fmt.Sprintf(":%04X ", port)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n, ok := 0, false
-		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			ok = true
-			for _, line := range strings.Split(string(b), "\n") {
-				fields := strings.Fields(line)
-				// local_address is the second field, st (0A: LISTEN) the fourth.
-				if len(fields) > 3 && strings.HasSuffix(fields[1]+" ", hexPort) && fields[3] == "0A" {
-					n++
-				}
-			}
-		}
-		if !ok {
-			time.Sleep(200 * time.Millisecond)
-			return
-		}
-		if n <= 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sockets still listen on port %d after the reload", n, port)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testcaddy.WaitOneListener(t, e.port)
 }
 
 func (e *edge) addr() string { return strings.TrimPrefix(e.url, "http://") }

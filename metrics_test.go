@@ -128,6 +128,7 @@ func TestMetrics(t *testing.T) {
 	if err := testcaddy.Reload(t, cfg); err != nil {
 		t.Fatal(err)
 	}
+	testcaddy.WaitOneListener(t, s.port)
 	reloaded := scrapeMetrics(t, s)
 	for name := range want {
 		if reloaded[name] != after[name] {

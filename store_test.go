@@ -229,6 +229,7 @@ func (e *storeEdge) reload(t *testing.T, options string) {
 	if err := testcaddy.Reload(t, testcaddy.Adapt(t, storeEdgeConfig(e.port, e.adminPort, e.backend.addr(), options))); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
+	testcaddy.WaitOneListener(t, e.port)
 }
 
 // expectBackend asserts how many requests reached the backend so far: the
