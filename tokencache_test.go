@@ -112,11 +112,17 @@ func (f *cacheFixture) expect(t *testing.T, w *httptest.ResponseRecorder, status
 	}
 }
 
+// stats asserts the access tokens' passed cache's counters.
 func (f *cacheFixture) stats(t *testing.T, entries int, hits, misses uint64) {
 	t.Helper()
-	e, h, m := f.h.access.passed.stats()
+	expectCacheStats(t, "access token cache", f.h.access.passed, entries, hits, misses)
+}
+
+func expectCacheStats(t *testing.T, name string, c *tokenCache, entries int, hits, misses uint64) {
+	t.Helper()
+	e, h, m := c.stats()
 	if e != entries || h != hits || m != misses {
-		t.Fatalf("cache: %d entries, %d hits, %d misses; want %d, %d, %d", e, h, m, entries, hits, misses)
+		t.Fatalf("%s: %d entries, %d hits, %d misses; want %d, %d, %d", name, e, h, m, entries, hits, misses)
 	}
 }
 
@@ -305,10 +311,7 @@ func (f *cacheFixture) joinInvite(t *testing.T, ip, user, inv string) *httptest.
 
 func (f *cacheFixture) inviteStats(t *testing.T, entries int, hits, misses uint64) {
 	t.Helper()
-	e, h, m := f.h.invites.passed.stats()
-	if e != entries || h != hits || m != misses {
-		t.Fatalf("invite cache: %d entries, %d hits, %d misses; want %d, %d, %d", e, h, m, entries, hits, misses)
-	}
+	expectCacheStats(t, "invite cache", f.h.invites.passed, entries, hits, misses)
 }
 
 func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
