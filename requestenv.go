@@ -25,7 +25,7 @@ type requestState struct {
 	requestEnv
 	body     bodyReader
 	upstream [4]string // X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer
-	answer   [2]string // Location, Content-Length of the 201
+	created  [2]string // Location, Content-Length of the 201
 }
 
 // bodyReader forwards the body as read; closing it does nothing.
