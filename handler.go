@@ -252,7 +252,7 @@ func (h *Handler) reject(w http.ResponseWriter, d *decision, a answer, err error
 }
 
 func (h *Handler) log(level zapcore.Level, outcome string, d *decision, err error) {
-	h.metrics.requests.WithLabelValues(outcome).Inc()
+	h.metrics.count(outcome)
 	ce := h.logger.Check(level, "group join")
 	if ce == nil {
 		return

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -282,4 +283,35 @@ func BenchmarkServeHTTPUnauthorized(b *testing.B) {
 	b.Run("forged/uncached", func(b *testing.B) {
 		withoutCache(&h.access, func() { runBench(b, h, pairs, http.StatusUnauthorized) })
 	})
+}
+
+// BenchmarkServeHTTPParallel is BenchmarkServeHTTP/valid from every CPU at
+// once, as a server runs it: shared state (caches, geo cache, metrics,
+// pools) must not make a request dearer when others run beside it.
+// Compare its cpu-ns/op with BenchmarkServeHTTP/valid's.
+func BenchmarkServeHTTPParallel(b *testing.B) {
+	h := benchHandler(b)
+	pairs := benchTraffic(b, false)
+	b.ReportAllocs()
+	var next atomic.Int64
+	cpu := processCPU()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &benchWriter{h: make(http.Header)}
+		var slots [benchSlots]*benchSlot
+		for i := range slots {
+			slots[i] = newBenchSlot()
+		}
+		i := int(next.Add(int64(len(pairs)/2))) // goroutines start apart in the traffic
+		for pb.Next() {
+			r := slots[i%benchSlots].arm(pairs[i%len(pairs)])
+			i++
+			w.reset()
+			_ = h.ServeHTTP(w, r, benchNext)
+			if w.status != http.StatusCreated {
+				b.Errorf("status %d, want %d", w.status, http.StatusCreated)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 }

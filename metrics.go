@@ -2,6 +2,7 @@ package groupjoin
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,19 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	verify   prometheus.Histogram
+	// byOutcome holds the requests counter of each outcome seen so far:
+	// CounterVec.WithLabelValues hashes the label and takes a read lock
+	// that every CPU writes to, on every request.
+	byOutcome sync.Map // outcome → prometheus.Counter
+}
+
+// count adds one request with outcome.
+func (m *metrics) count(outcome string) {
+	c, ok := m.byOutcome.Load(outcome)
+	if !ok {
+		c, _ = m.byOutcome.LoadOrStore(outcome, m.requests.WithLabelValues(outcome))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func (*metrics) Destruct() error { return nil }
