@@ -301,7 +301,7 @@ func BenchmarkServeHTTPParallel(b *testing.B) {
 		for i := range slots {
 			slots[i] = newBenchSlot()
 		}
-		i := int(next.Add(int64(len(pairs)/2))) // goroutines start apart in the traffic
+		i := int(next.Add(int64(len(pairs) / 2))) // goroutines start apart in the traffic
 		for pb.Next() {
 			r := slots[i%benchSlots].arm(pairs[i%len(pairs)])
 			i++
