@@ -63,47 +63,44 @@ func (c *geoCache) shard(ip netip.Addr) *geoShard {
 }
 
 func (c *geoCache) Country(ip netip.Addr) (string, error) {
-	s := c.shard(ip)
-	s.mu.RLock()
-	e := s.m[ip]
-	s.mu.RUnlock()
-	if e.have&haveCountry == 0 {
-		country, err := c.geo.Country(ip)
-		e = s.store(ip, c.perShard, func(e *geoEntry) {
-			e.country, e.countryErr, e.have = country, err, e.have|haveCountry
-		})
-	}
+	e := c.entry(ip, haveCountry)
 	return e.country, e.countryErr
 }
 
 func (c *geoCache) ASN(ip netip.Addr) (uint32, error) {
+	e := c.entry(ip, haveASN)
+	return e.asn, e.asnErr
+}
+
+// entry returns ip's entry once it holds want (haveCountry or haveASN),
+// asking the database, at most once per address and kind, when it does not
+// yet.
+func (c *geoCache) entry(ip netip.Addr, want uint8) geoEntry {
 	s := c.shard(ip)
 	s.mu.RLock()
 	e := s.m[ip]
 	s.mu.RUnlock()
-	if e.have&haveASN == 0 {
-		asn, err := c.geo.ASN(ip)
-		e = s.store(ip, c.perShard, func(e *geoEntry) {
-			e.asn, e.asnErr, e.have = asn, err, e.have|haveASN
-		})
+	if e.have&want != 0 {
+		return e
 	}
-	return e.asn, e.asnErr
-}
-
-// store applies set to ip's entry (merging with what another request may
-// have stored meanwhile) and returns it.
-func (s *geoShard) store(ip netip.Addr, limit int, set func(*geoEntry)) geoEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.m[ip]
-	if !ok && len(s.m) >= limit {
-		for k := range s.m { // map order is random
-			delete(s.m, k)
-			break
+	e, ok := s.m[ip] // another request may have filled it meanwhile
+	if e.have&want == 0 {
+		if !ok && len(s.m) >= c.perShard {
+			for k := range s.m { // map order is random
+				delete(s.m, k)
+				break
+			}
 		}
+		if want == haveCountry {
+			e.country, e.countryErr = c.geo.Country(ip)
+		} else {
+			e.asn, e.asnErr = c.geo.ASN(ip)
+		}
+		e.have |= want
+		s.m[ip] = e
 	}
-	set(&e)
-	s.m[ip] = e
 	return e
 }
 

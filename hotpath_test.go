@@ -371,7 +371,7 @@ func TestRequestEnv(t *testing.T) {
 		for _, ip := range []string{"192.0.2.1", "2001:db8::1", "", "not an ip"} {
 			for _, geo := range []tokens.Geo{nil, &countingGeo{}} {
 				h := &Handler{verifier: tokens.Verifier{Service: service, Geo: geo}}
-				got, want := *h.env(now, ip), *h.verifier.Env(now, ip, "")
+				got, want := h.newRequest(now, ip).Env, *h.verifier.Env(now, ip, "")
 				if geo != nil {
 					if m, ok := got.Geo.(*geoMemo); !ok || m.geo != geo {
 						t.Fatalf("Geo %T, want the memo over the configured one", got.Geo)
@@ -387,7 +387,7 @@ func TestRequestEnv(t *testing.T) {
 
 	g := &countingGeo{}
 	h := &Handler{verifier: tokens.Verifier{Geo: g}}
-	env := h.env(now, "192.0.2.1")
+	env := &h.newRequest(now, "192.0.2.1").Env
 	invite := &tokens.Token{ID: tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", "t1")}
 	for _, c := range []string{"geo.country = PL", "geo.region = EU", "geo.country != FR", "asn = 64500", "asn = 64500|64501"} {
 		cav, err := tokens.ParseCaveat(c)
@@ -405,12 +405,12 @@ func TestRequestEnv(t *testing.T) {
 		t.Fatalf("%d country and %d ASN lookups for one request, want 1 and 1", g.country, g.asn)
 	}
 	// Another request looks up again.
-	if err := invite.CheckInvite(h.env(now, "192.0.2.1")); err != nil || g.country != 2 || g.asn != 2 {
+	if err := invite.CheckInvite(&h.newRequest(now, "192.0.2.1").Env); err != nil || g.country != 2 || g.asn != 2 {
 		t.Fatalf("second request: %v, %d country and %d ASN lookups", err, g.country, g.asn)
 	}
 	// A failed lookup is a failed caveat, every time it is asked.
 	failing := &Handler{verifier: tokens.Verifier{Geo: &tokens.GeoDB{}}}
-	env = failing.env(now, "192.0.2.1")
+	env = &failing.newRequest(now, "192.0.2.1").Env
 	for range 2 {
 		if err := invite.CheckInvite(env); tokens.KindOf(err) != tokens.KindCaveat {
 			t.Fatalf("lookup failure: %v", err)

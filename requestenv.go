@@ -51,11 +51,6 @@ func (h *Handler) newRequest(now time.Time, ip string) *requestState {
 	return st
 }
 
-// env is the Env of newRequest.
-func (h *Handler) env(now time.Time, ip string) *tokens.Env {
-	return &h.newRequest(now, ip).Env
-}
-
 // geoMemo is a tokens.Geo that asks the real one at most once per address
 // and kind of lookup; errors are remembered too (lookups are deterministic
 // for a given database).

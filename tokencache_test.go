@@ -247,18 +247,10 @@ func TestAccessCacheBounded(t *testing.T) {
 // access tokens at once, even those the old config had cached: each
 // provisioned handler has a cache of its own.
 func TestAccessCacheRevokedGenerationAfterReload(t *testing.T) {
-	opts := func(gens ...int) string {
-		var b strings.Builder
-		b.WriteString("key " + testSecret)
-		for _, g := range gens {
-			b.WriteString("\n\t\tkey " + strconv.Itoa(g) + " cache-gen-secret-" + strconv.Itoa(g))
-		}
-		return b.String()
-	}
 	user1 := mintT(t, "cache-gen-secret-1", tokens.AccessID(tokens.Persistence{Generation: 1}, "alice", "", tokens.NewTokenID()))
 	user2 := mintT(t, "cache-gen-secret-2", tokens.AccessID(tokens.Persistence{Generation: 2}, "carol", "", tokens.NewTokenID()))
 
-	s := startSite(t, opts(1, 2))
+	s := startSite(t, generationKeys(1, 2))
 	for range 3 { // the first request caches the tokens, the others use the cache
 		for _, u := range []string{user1, user2} {
 			if resp := s.join(joinBody(invite(t, "g1")), "X-Auth-Token", u); resp.StatusCode != http.StatusCreated {
@@ -266,7 +258,7 @@ func TestAccessCacheRevokedGenerationAfterReload(t *testing.T) {
 			}
 		}
 	}
-	s = startSite(t, opts(2)) // generation 1 revoked
+	s = startSite(t, generationKeys(2)) // generation 1 revoked
 	resp := s.join(joinBody(invite(t, "g1")), "X-Auth-Token", user1)
 	expectError(t, resp, http.StatusUnauthorized, "invalid_token")
 	if resp := s.join(joinBody(invite(t, "g1")), "X-Auth-Token", user2); resp.StatusCode != http.StatusCreated {
@@ -420,19 +412,11 @@ func TestInviteCacheStoreStillDecides(t *testing.T) {
 // A reload that removes a generation's key refuses that generation's
 // invites at once, even those the old config had cached.
 func TestInviteCacheRevokedGenerationAfterReload(t *testing.T) {
-	opts := func(gens ...int) string {
-		var b strings.Builder
-		b.WriteString("key " + testSecret)
-		for _, g := range gens {
-			b.WriteString("\n\t\tkey " + strconv.Itoa(g) + " cache-gen-secret-" + strconv.Itoa(g))
-		}
-		return b.String()
-	}
 	inv1 := mintT(t, "cache-gen-secret-1", tokens.InviteID(tokens.Persistence{Generation: 1}, "bob", "g1", tokens.NewTokenID()))
 	inv2 := mintT(t, "cache-gen-secret-2", tokens.InviteID(tokens.Persistence{Generation: 2}, "bob", "g1", tokens.NewTokenID()))
 	users := []string{access(t, "alice"), access(t, "carol"), access(t, "dave")}
 
-	s := startSite(t, opts(1, 2))
+	s := startSite(t, generationKeys(1, 2))
 	for _, u := range users { // the first request caches the invites, the others use the cache
 		for _, inv := range []string{inv1, inv2} {
 			if resp := s.join(joinBody(inv), "X-Auth-Token", u); resp.StatusCode != http.StatusCreated {
@@ -440,7 +424,7 @@ func TestInviteCacheRevokedGenerationAfterReload(t *testing.T) {
 			}
 		}
 	}
-	s = startSite(t, opts(2)) // generation 1 revoked
+	s = startSite(t, generationKeys(2)) // generation 1 revoked
 	expectError(t, s.join(joinBody(inv1), "X-Auth-Token", users[0]), http.StatusBadRequest, "invalid_token")
 	if resp := s.join(joinBody(inv2), "X-Auth-Token", users[0]); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("generation 2 after the reload: status %d body %s", resp.StatusCode, bodyOf(resp))
@@ -547,4 +531,15 @@ func TestRefusedTokensNeverEvictPassed(t *testing.T) {
 	if _, hits2, _ := f.h.invites.passed.stats(); e != 1 || hits2 != hits+1 {
 		t.Fatalf("the good invite left the cache: %d entries, hits %d → %d", e, hits, hits2)
 	}
+}
+
+// generationKeys is a group_join key block: the default key, and a key
+// "cache-gen-secret-<g>" for each generation g.
+func generationKeys(gens ...int) string {
+	var b strings.Builder
+	b.WriteString("key " + testSecret)
+	for _, g := range gens {
+		b.WriteString("\n\t\tkey " + strconv.Itoa(g) + " cache-gen-secret-" + strconv.Itoa(g))
+	}
+	return b.String()
 }
