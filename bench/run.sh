@@ -9,6 +9,8 @@
 #   bench/run.sh -long           # 10 rounds × 15 s, about 11 minutes
 #   bench/run.sh -rounds 6 -duration 10s -connections 64 -markdown
 #   bench/run.sh -pin            # Caddy alone on CPU 0, the rest on the other CPUs
+#   bench/run.sh -only ab -options 'upstream_headers off'   # cost of an option
+#   bench/run.sh -profile        # CPU profiles and allocation snapshots, kept
 #   bench/run.sh -h              # all flags
 #   CADDY=/path/to/caddy bench/run.sh   # measure another build (e.g. a baseline)
 #

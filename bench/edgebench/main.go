@@ -48,6 +48,7 @@ type options struct {
 	invites     int
 	logs        string
 	only        string
+	options     string
 	keep        bool
 	markdown    bool
 	profile     bool
@@ -82,10 +83,11 @@ func main() {
 	flag.IntVar(&o.invites, "invites", 3000, "distinct invites per kind (valid, invalid)")
 	flag.StringVar(&o.logs, "logs", "off", "Caddy logs: off (level ERROR, discarded) or info (Caddy's default level, to a file)")
 	flag.StringVar(&o.only, "only", "abcd", "setups to run, e.g. ab")
+	flag.StringVar(&o.options, "options", "", "more group_join options for (b) and (d), one per line, e.g. 'upstream_headers off'")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfiles, logs, Lua scripts)")
 	flag.BoolVar(&o.markdown, "markdown", false, "also print the results as Markdown tables")
 	flag.BoolVar(&o.pin, "pin", false, "run Caddy on CPU 0 and wrk, the backend and the validation service on the other CPUs (taskset), so that Caddy's CPU per request is not inflated by sharing a CPU with them")
-	flag.BoolVar(&o.profile, "profile", false, "save a CPU profile of each Caddy during round 1 into the work directory (implies -keep)")
+	flag.BoolVar(&o.profile, "profile", false, "save a CPU profile and allocation snapshots (before, after) of each Caddy in round 1 into the work directory (implies -keep)")
 	flag.Parse()
 	if o.profile {
 		o.keep = true
@@ -348,8 +350,8 @@ func run(ctx context.Context, o options) error {
 		key {env.%s}
 		geoip_db %s
 		asn_db %s
-	}
-	reverse_proxy %s`, secretEnv, country, asn, backend.addr)
+%s	}
+	reverse_proxy %s`, secretEnv, country, asn, indent(o.options, "\t\t"), backend.addr)
 	all := []*setup{
 		{key: "a", title: "reverse_proxy", script: validLua, wantStatus: "ok"},
 		{key: "b", title: "group_join + reverse_proxy", script: validLua, wantStatus: "ok"},
@@ -397,12 +399,20 @@ func run(ctx context.Context, o options) error {
 		for _, s := range setups {
 			var saved chan error
 			if o.profile && r == 1 {
+				// Allocations are cumulative: snapshots around the run give
+				// the run's own with pprof -diff_base.
+				if err := saveProfile(s.caddy.admin, "allocs", filepath.Join(dir, s.key+".allocs-before.pprof"), 0); err != nil {
+					return fmt.Errorf("profile (%s): %w", s.key, err)
+				}
 				saved = make(chan error, 1)
-				go func() { saved <- saveProfile(s.caddy.admin, filepath.Join(dir, s.key+".pprof"), o.duration) }()
+				go func() { saved <- saveProfile(s.caddy.admin, "profile", filepath.Join(dir, s.key+".pprof"), o.duration) }()
 			}
 			res, err := measure(ctx, o, s, o.duration, backend)
 			if saved != nil {
 				if err := <-saved; err != nil {
+					return fmt.Errorf("profile (%s): %w", s.key, err)
+				}
+				if err := saveProfile(s.caddy.admin, "allocs", filepath.Join(dir, s.key+".allocs-after.pprof"), 0); err != nil {
 					return fmt.Errorf("profile (%s): %w", s.key, err)
 				}
 			}
@@ -424,11 +434,26 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// saveProfile saves a CPU profile of a Caddy taken through its admin
-// endpoint, over most of a run of length d.
-func saveProfile(admin, path string, d time.Duration) error {
-	secs := max(1, int(d/time.Second)-1)
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+// indent puts each line of s on a line of its own after prefix.
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			b.WriteString(prefix + line + "\n")
+		}
+	}
+	return b.String()
+}
+
+// saveProfile saves a profile of a Caddy taken through its admin
+// endpoint: kind "profile" is CPU over most of a run of length d, other
+// kinds (e.g. "allocs") are snapshots.
+func saveProfile(admin, kind, path string, d time.Duration) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/%s", admin, kind)
+	if kind == "profile" {
+		url += fmt.Sprintf("?seconds=%d", max(1, int(d/time.Second)-1))
+	}
+	resp, err := http.Get(url)
 	if err != nil {
 		return err
 	}
