@@ -211,3 +211,27 @@ func BenchmarkParseCaveat(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckInvite is what a cached invite still costs on every
+// request: its caveats checked against the request (lists of two items,
+// the client matching the last one, as in the handler's benchmarks).
+func BenchmarkCheckInvite(b *testing.B) {
+	id := InviteID(Persistence{Named: true}, "bob", "grp-0123456789abcdef", "qk4m2x7v3n5p6r8s9t2w4y6z3b5c7d2f")
+	s, err := Mint(benchSecret, "", id, "time < 9999999999", "ip = 198.51.100.0/24|192.0.2.0/24",
+		"asn = 64501|64500", "geo.country = FR|PL", "geo.region = EU", "consumer = usr-bob|usr-alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := benchKeys(b).Authenticate(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := &Env{Now: time.Unix(1_800_000_000, 0), ClientIP: benchClient, UserID: "alice", Service: DefaultService,
+		Geo: mapGeo{benchClient: {"PL", 64500}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := tok.CheckInvite(env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
