@@ -159,6 +159,14 @@ func TestProvisionErrors(t *testing.T) {
 			[]string{"group_join", "max_body must be positive"}},
 		{"unknown store type", `{"handler": "group_join", "keys": [{"secret": "k"}], "store": {"type": "sqlite"}}`,
 			[]string{"group_join", `unknown store type "sqlite"`}},
+		// Redis-only fields would select a second memory store under the
+		// admin name "memory", splitting the counts of the same invites.
+		{"memory store with key_prefix", `{"handler": "group_join", "keys": [{"secret": "k"}], "store": {"type": "memory", "key_prefix": "x:"}}`,
+			[]string{"group_join", "store memory only takes reservation_ttl"}},
+		{"memory store with url", `{"handler": "group_join", "keys": [{"secret": "k"}], "store": {"type": "memory", "url": "redis://127.0.0.1:1"}}`,
+			[]string{"group_join", "store memory only takes reservation_ttl"}},
+		{"negative reservation_ttl", `{"handler": "group_join", "keys": [{"secret": "k"}], "store": {"type": "memory", "reservation_ttl": -1}}`,
+			[]string{"group_join", "reservation_ttl must be positive"}},
 		{"key without secret", `{"handler": "group_join", "keys": [{"generation": 1}]}`,
 			[]string{"group_join", "key #1 (generation 1)", "secret is empty"}},
 	}

@@ -98,11 +98,32 @@ func (c *StoreConfig) key() string {
 	return fmt.Sprintf("%s|%s|%s|%d|%d|%t", c.Type, c.URL, c.KeyPrefix, c.Timeout, c.ReservationTTL, c.TLS)
 }
 
-func (c *StoreConfig) open() (store.Store, string, error) {
-	opts := store.Options{ReservationTTL: time.Duration(c.ReservationTTL)}
-	key := c.key()
+// check refuses what the Caddyfile cannot express either: an unknown type,
+// or Redis-only fields on the memory store (they would select a second
+// memory store under the same admin name, splitting the counts).
+func (c *StoreConfig) check() error {
 	switch c.Type {
 	case "memory":
+		if c.URL != "" || c.Password != "" || c.KeyPrefix != "" || c.Timeout != 0 || c.TLS {
+			return errors.New("store memory only takes reservation_ttl")
+		}
+	case "redis":
+	default:
+		return fmt.Errorf("unknown store type %q (want memory or redis)", c.Type)
+	}
+	if c.Timeout < 0 || c.ReservationTTL < 0 {
+		return errors.New("store: timeout and reservation_ttl must be positive")
+	}
+	return nil
+}
+
+func (c *StoreConfig) open() (store.Store, string, error) {
+	if err := c.check(); err != nil {
+		return nil, "", err
+	}
+	opts := store.Options{ReservationTTL: time.Duration(c.ReservationTTL)}
+	key := c.key()
+	if c.Type == "memory" {
 		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 			return storeHandle{store.NewMemory(opts), c.storeName("")}, nil
 		})
@@ -110,35 +131,34 @@ func (c *StoreConfig) open() (store.Store, string, error) {
 			return nil, "", err
 		}
 		return v.(storeHandle).Store, key, nil
-	case "redis":
-		repl := caddy.NewReplacer()
-		url, err := repl.ReplaceOrErr(c.URL, true, true)
-		if err != nil || url == "" {
-			return nil, "", fmt.Errorf("store redis: URL is empty or its placeholder cannot be resolved%s", placeholderHint(c.URL))
-		}
-		pass, err := repl.ReplaceOrErr(c.Password, true, false)
-		if err != nil {
-			return nil, "", fmt.Errorf("store redis: password placeholder cannot be resolved%s", placeholderHint(c.Password))
-		}
-		key = key + "|" + url + "|" + pass
-		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-			ro := store.RedisOptions{Options: opts, URL: url, Password: pass, KeyPrefix: c.KeyPrefix,
-				DialTimeout: time.Duration(c.Timeout), ReadTimeout: time.Duration(c.Timeout), WriteTimeout: time.Duration(c.Timeout)}
-			if c.TLS {
-				ro.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-			}
-			s, err := store.NewRedis(ro)
-			if err != nil {
-				return nil, err
-			}
-			return storeHandle{s, c.storeName(url)}, nil
-		})
-		if err != nil {
-			return nil, "", fmt.Errorf("store redis: %w", err)
-		}
-		return v.(storeHandle).Store, key, nil
 	}
-	return nil, "", fmt.Errorf("unknown store type %q (want memory or redis)", c.Type)
+	// redis: check allows nothing else.
+	repl := caddy.NewReplacer()
+	url, err := repl.ReplaceOrErr(c.URL, true, true)
+	if err != nil || url == "" {
+		return nil, "", fmt.Errorf("store redis: URL is empty or its placeholder cannot be resolved%s", placeholderHint(c.URL))
+	}
+	pass, err := repl.ReplaceOrErr(c.Password, true, false)
+	if err != nil {
+		return nil, "", fmt.Errorf("store redis: password placeholder cannot be resolved%s", placeholderHint(c.Password))
+	}
+	key = key + "|" + url + "|" + pass
+	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		ro := store.RedisOptions{Options: opts, URL: url, Password: pass, KeyPrefix: c.KeyPrefix,
+			DialTimeout: time.Duration(c.Timeout), ReadTimeout: time.Duration(c.Timeout), WriteTimeout: time.Duration(c.Timeout)}
+		if c.TLS {
+			ro.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		s, err := store.NewRedis(ro)
+		if err != nil {
+			return nil, err
+		}
+		return storeHandle{s, c.storeName(url)}, nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store redis: %w", err)
+	}
+	return v.(storeHandle).Store, key, nil
 }
 
 // unmarshalStore parses:
@@ -203,8 +223,8 @@ func unmarshalStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			}
 		}
 	}
-	if c.Type == "memory" && (c.Password != "" || c.KeyPrefix != "" || c.Timeout != 0 || c.TLS) {
-		return nil, d.Err("store memory only takes reservation_ttl")
+	if err := c.check(); err != nil {
+		return nil, d.Err(err.Error())
 	}
 	return c, nil
 }
