@@ -162,6 +162,14 @@ func Binary(t testing.TB) string {
 	return buildPath
 }
 
+// RemoveBinary deletes what Binary built; a package that calls Binary
+// calls it from TestMain after m.Run.
+func RemoveBinary() {
+	if buildPath != "" {
+		_ = os.RemoveAll(filepath.Dir(buildPath))
+	}
+}
+
 // Process is a Caddy binary running a Caddyfile.
 type Process struct {
 	Cmd       *exec.Cmd
