@@ -39,19 +39,10 @@ func startGeoSite(t *testing.T) *site {
 	}
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
-	testcaddy.LoadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-	servers {
+	testcaddy.LoadCaddyfile(t, testGlobals(port, "off", `	servers {
 		trusted_proxies static 127.0.0.0/8
 	}
-}
-:%[1]d {
+`)+fmt.Sprintf(`:%[1]d {
 	group_join /user/groups/join {
 		key %[3]s
 		geoip_db %[4]s
@@ -205,16 +196,7 @@ func TestGeoDatabaseUpdatedOnReload(t *testing.T) {
 	write("PL", 64500)
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
-	cfg := testcaddy.Adapt(t, fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-}
-:%[1]d {
+	cfg := testcaddy.Adapt(t, testGlobals(port, "off")+fmt.Sprintf(`:%[1]d {
 	group_join /user/groups/join {
 		key %[3]s
 		geoip_db %[4]s

@@ -82,19 +82,10 @@ func startSite(t *testing.T, options string, extra ...string) *site {
 	t.Helper()
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
-	cfg := fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-	servers {
+	cfg := testGlobals(port, "off", `	servers {
 		trusted_proxies static 10.9.0.0/16
 	}
-}
-:%[1]d {
+`) + fmt.Sprintf(`:%[1]d {
 	log {
 		output discard
 	}
@@ -180,3 +171,11 @@ func expectError(t *testing.T, resp *http.Response, status int, code string) {
 func itoa(n int) string { return fmt.Sprint(n) }
 
 func loadCaddyfileT(t *testing.T, cfg string) { testcaddy.LoadCaddyfile(t, cfg) }
+
+// testGlobals is the global options block of the tests' Caddyfiles: admin
+// (an address, or "off"), no automatic HTTPS, nothing persisted, HTTP on
+// port, logs discarded; extra goes inside the block as it is.
+func testGlobals(port int, admin string, extra ...string) string {
+	return fmt.Sprintf("{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\thttp_port %d\n\tlog {\n\t\toutput discard\n\t}\n%s}\n",
+		admin, port, strings.Join(extra, ""))
+}

@@ -262,16 +262,7 @@ func FuzzPlainTokenBody(f *testing.F) {
 func TestPlaceholdersReachLaterHandlers(t *testing.T) {
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
-	testcaddy.LoadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-}
-:%[1]d {
+	testcaddy.LoadCaddyfile(t, testGlobals(port, "off")+fmt.Sprintf(`:%[1]d {
 	group_join /user/groups/join {
 		key %[3]s
 		upstream_headers off

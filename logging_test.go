@@ -66,22 +66,13 @@ func TestLogging(t *testing.T) {
 	accessLog := filepath.Join(dir, "access.log")
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
-	testcaddy.LoadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-	log groupjoin {
-		output file %[4]s
+	testcaddy.LoadCaddyfile(t, testGlobals(port, "off", `	log groupjoin {
+		output file `+handlerLog+`
 		format json
 		level DEBUG
 		include http.handlers.group_join
 	}
-}
-:%[1]d {
+`)+fmt.Sprintf(`:%[1]d {
 	log {
 		output file %[5]s
 		format filter {

@@ -56,16 +56,7 @@ func outcomeSample(outcome string) string { return requestsMetric + `{outcome="`
 func TestMetrics(t *testing.T) {
 	b := newBackend(t)
 	port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
-	cfg := testcaddy.Adapt(t, fmt.Sprintf(`{
-	admin 127.0.0.1:%[4]d
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-}
-:%[1]d {
+	cfg := testcaddy.Adapt(t, testGlobals(port, fmt.Sprint("127.0.0.1:", adminPort))+fmt.Sprintf(`:%[1]d {
 	metrics /metrics
 	group_join /user/groups/join {
 		key %[3]s

@@ -27,16 +27,7 @@ func loadConfigErr(t *testing.T, cfg []byte) error {
 
 // provisionCaddyfile is a site with group_join options; %[1]d is the port.
 func provisionCaddyfile(port int, options string) string {
-	return fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-}
-:%[1]d {
+	return testGlobals(port, "off") + fmt.Sprintf(`:%[1]d {
 	group_join /user/groups/join {
 %[2]s
 	}

@@ -183,16 +183,7 @@ func namedInvite(t testing.TB, group string) (tok, id string) {
 // storeEdgeConfig is a Caddyfile with the admin endpoint on adminPort and
 // group_join (with the given options) in front of backend.
 func storeEdgeConfig(httpPort, adminPort int, backend, options string) string {
-	return fmt.Sprintf(`{
-	admin 127.0.0.1:%[2]d
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-}
-:%[1]d {
+	return testGlobals(httpPort, fmt.Sprint("127.0.0.1:", adminPort)) + fmt.Sprintf(`:%[1]d {
 	log {
 		output discard
 	}
@@ -431,16 +422,7 @@ func TestStoreAdminSeveralStores(t *testing.T) {
 	b := newBackend(t)
 	port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
-	testcaddy.LoadCaddyfile(t, fmt.Sprintf(`{
-	admin %[2]s
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output discard
-	}
-}
-:%[1]d {
+	testcaddy.LoadCaddyfile(t, testGlobals(port, admin)+fmt.Sprintf(`:%[1]d {
 	log {
 		output discard
 	}
