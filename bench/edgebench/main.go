@@ -6,6 +6,8 @@
 //	(b) group_join + reverse_proxy
 //	(c) forward_auth to the validation service + reverse_proxy
 //	(d) group_join facing invalid invites
+//	(e) as (b), with reverse_proxy's request_buffers (only with -only …e…)
+//	(f) as (a), with reverse_proxy's request_buffers (only with -only …f…)
 //
 // then drives them with wrk in alternating rounds (a, b, c, d, a, b, …),
 // rotating over pre-minted tokens request by request, and prints requests/s,
@@ -82,7 +84,7 @@ func main() {
 	flag.IntVar(&o.users, "users", 300, "users, each with an access token of their own")
 	flag.IntVar(&o.invites, "invites", 3000, "distinct invites per kind (valid, invalid)")
 	flag.StringVar(&o.logs, "logs", "off", "Caddy logs: off (level ERROR, discarded) or info (Caddy's default level, to a file)")
-	flag.StringVar(&o.only, "only", "abcd", "setups to run, e.g. ab")
+	flag.StringVar(&o.only, "only", "abcd", "setups to run, e.g. ab; e and f are (b) and (a) with reverse_proxy's request_buffers")
 	flag.StringVar(&o.options, "options", "", "more group_join options for (b) and (d), one per line, e.g. 'upstream_headers off'")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfiles, logs, Lua scripts)")
 	flag.BoolVar(&o.markdown, "markdown", false, "also print the results as Markdown tables")
@@ -357,6 +359,8 @@ func run(ctx context.Context, o options) error {
 		{key: "b", title: "group_join + reverse_proxy", script: validLua, wantStatus: "ok"},
 		{key: "c", title: "forward_auth + reverse_proxy", script: validLua, wantStatus: "ok"},
 		{key: "d", title: "group_join, invalid invites", script: invalidLua, wantStatus: "rejected"},
+		{key: "e", title: "(b) + request_buffers", script: validLua, wantStatus: "ok"},
+		{key: "f", title: "(a) + request_buffers", script: validLua, wantStatus: "ok"},
 	}
 	sites := map[string]string{
 		"a": "\treverse_proxy " + backend.addr,
@@ -367,6 +371,11 @@ func run(ctx context.Context, o options) error {
 	}
 	reverse_proxy %s`, auth.addr, backend.addr),
 		"d": groupJoin,
+		// group_join has the whole body in memory already; buffering it
+		// again hands net/http a bytes.Reader, so the upstream request
+		// goes out in one write instead of headers, then body.
+		"e": groupJoin + " {\n\t\trequest_buffers 64KiB\n\t}",
+		"f": "\treverse_proxy " + backend.addr + " {\n\t\trequest_buffers 64KiB\n\t}",
 	}
 	var setups []*setup
 	for _, s := range all {

@@ -220,7 +220,7 @@ func report(o options, setups []*setup) {
 	}
 	table(header, rows, o.markdown)
 
-	a, b, c, d := by["a"], by["b"], by["c"], by["d"]
+	a, b, c, d, e, f := by["a"], by["b"], by["c"], by["d"], by["e"], by["f"]
 	var checks [][]string
 	// spread is the range of the same-round figures behind a median: how
 	// far one round can be from another on this machine.
@@ -249,6 +249,20 @@ func report(o options, setups []*setup) {
 		check("p99 b/a", p, "", ps, "≤ 1.10", p <= 1.10)
 		rss := float64(b.rss-a.rss) / (1 << 20)
 		check("peak RSS b − a", rss, " MiB", nil, "≤ 20 MiB", rss <= 20)
+	}
+	if a != nil && e != nil {
+		ds := pairedDiffs(e, a, func(r result) float64 { return r.cpuPerReq() })
+		v := median(ds)
+		check("CPU added, with request_buffers (e − a, same round)", v, " µs/req", ds, "≤ 5 µs/req", v <= 5)
+		rs := pairedRatios(e, a, rps)
+		r := median(rs)
+		check("throughput e/a", r, "", rs, "≥ 0.95", r >= 0.95)
+	}
+	if e != nil && f != nil {
+		// Both with request_buffers: group_join's cost under that setting.
+		ds := pairedDiffs(e, f, func(r result) float64 { return r.cpuPerReq() })
+		v := median(ds)
+		check("CPU added, both with request_buffers (e − f, same round)", v, " µs/req", ds, "≤ 5 µs/req", v <= 5)
 	}
 	if b != nil && c != nil {
 		rs := pairedRatios(b, c, rps)
