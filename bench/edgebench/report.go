@@ -233,46 +233,47 @@ func report(o options, setups []*setup) {
 		if len(spread) > 1 {
 			rng = fmt.Sprintf("%.2f … %.2f", slices.Min(spread), slices.Max(spread))
 		}
-		checks = append(checks, []string{name, fmt.Sprintf("%.2f%s", value, unit), rng, target, verdict})
+		// Ratios get a third decimal: 0.949 must not read as the 0.95 it misses.
+		format := "%.2f"
+		if unit == "" {
+			format = "%.3f"
+		}
+		checks = append(checks, []string{name, fmt.Sprintf(format+"%s", value, unit), rng, target, verdict})
 	}
+	// Same-round figures: the median over rounds, with their range.
+	cpuCheck := func(name string, x, y *setup) {
+		ds := pairedDiffs(x, y, func(r result) float64 { return r.cpuPerReq() })
+		v := median(ds)
+		check(name, v, " µs/req", ds, "≤ 5 µs/req", v <= 5)
+	}
+	ratioCheck := func(name string, x, y *setup, f func(result) float64, target string, ok func(float64) bool) {
+		rs := pairedRatios(x, y, f)
+		v := median(rs)
+		check(name, v, "", rs, target, ok(v))
+	}
+	atLeast := func(t float64) func(float64) bool { return func(v float64) bool { return v >= t } }
 	if a != nil && b != nil {
 		added := b.cpuPerReq(caddyCPU) - a.cpuPerReq(caddyCPU)
 		check("CPU added by group_join (b − a, totals)", added, " µs/req", nil, "≤ 5 µs/req", added <= 5)
-		ds := pairedDiffs(b, a, func(r result) float64 { return r.cpuPerReq() })
-		perRound := median(ds)
-		check("CPU added by group_join (b − a, same round)", perRound, " µs/req", ds, "≤ 5 µs/req", perRound <= 5)
-		rs := pairedRatios(b, a, rps)
-		r := median(rs)
-		check("throughput b/a", r, "", rs, "≥ 0.95", r >= 0.95)
-		ps := pairedRatios(b, a, p99)
-		p := median(ps)
-		check("p99 b/a", p, "", ps, "≤ 1.10", p <= 1.10)
+		cpuCheck("CPU added by group_join (b − a, same round)", b, a)
+		ratioCheck("throughput b/a", b, a, rps, "≥ 0.95", atLeast(0.95))
+		ratioCheck("p99 b/a", b, a, p99, "≤ 1.10", func(v float64) bool { return v <= 1.10 })
 		rss := float64(b.rss-a.rss) / (1 << 20)
 		check("peak RSS b − a", rss, " MiB", nil, "≤ 20 MiB", rss <= 20)
 	}
 	if a != nil && e != nil {
-		ds := pairedDiffs(e, a, func(r result) float64 { return r.cpuPerReq() })
-		v := median(ds)
-		check("CPU added, with request_buffers (e − a, same round)", v, " µs/req", ds, "≤ 5 µs/req", v <= 5)
-		rs := pairedRatios(e, a, rps)
-		r := median(rs)
-		check("throughput e/a", r, "", rs, "≥ 0.95", r >= 0.95)
+		cpuCheck("CPU added, with request_buffers (e − a, same round)", e, a)
+		ratioCheck("throughput e/a", e, a, rps, "≥ 0.95", atLeast(0.95))
 	}
 	if e != nil && f != nil {
 		// Both with request_buffers: group_join's cost under that setting.
-		ds := pairedDiffs(e, f, func(r result) float64 { return r.cpuPerReq() })
-		v := median(ds)
-		check("CPU added, both with request_buffers (e − f, same round)", v, " µs/req", ds, "≤ 5 µs/req", v <= 5)
+		cpuCheck("CPU added, both with request_buffers (e − f, same round)", e, f)
 	}
 	if b != nil && c != nil {
-		rs := pairedRatios(b, c, rps)
-		r := median(rs)
-		check("throughput b/c", r, "", rs, "≥ 1.4", r >= 1.4)
+		ratioCheck("throughput b/c", b, c, rps, "≥ 1.4", atLeast(1.4))
 	}
 	if a != nil && d != nil {
-		rs := pairedRatios(d, a, rps)
-		r := median(rs)
-		check("throughput d/a", r, "", rs, "≥ 2.5", r >= 2.5)
+		ratioCheck("throughput d/a", d, a, rps, "≥ 2.5", atLeast(2.5))
 	}
 	if len(checks) > 0 {
 		fmt.Println()
