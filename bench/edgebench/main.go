@@ -85,7 +85,7 @@ func main() {
 	flag.IntVar(&o.invites, "invites", 3000, "distinct invites per kind (valid, invalid)")
 	flag.StringVar(&o.logs, "logs", "off", "Caddy logs: off (level ERROR, discarded) or info (Caddy's default level, to a file)")
 	flag.StringVar(&o.only, "only", "abcd", "setups to run, e.g. ab; e and f are (b) and (a) with reverse_proxy's request_buffers")
-	flag.StringVar(&o.options, "options", "", "more group_join options for (b) and (d), one per line, e.g. 'upstream_headers off'")
+	flag.StringVar(&o.options, "options", "", "more group_join options for (b), (d) and (e), one per line, e.g. 'upstream_headers off'")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfiles, logs, Lua scripts)")
 	flag.BoolVar(&o.markdown, "markdown", false, "also print the results as Markdown tables")
 	flag.BoolVar(&o.pin, "pin", false, "run Caddy on CPU 0 and wrk, the backend and the validation service on the other CPUs (taskset), so that Caddy's CPU per request is not inflated by sharing a CPU with them")
