@@ -108,16 +108,7 @@ func decodeText(s string) *macaroon.Macaroon {
 // into dst, which must hold at least 3/4 of len(src) bytes; nil on any
 // error.
 func base64DecodeInto(dst, src []byte) []byte {
-	enc := base64.RawURLEncoding
-	if bytes.ContainsAny(src, "+/") {
-		enc = base64.RawStdEncoding
-	}
-	src = bytes.TrimRight(src, "=")
-	n, err := enc.Decode(dst[:enc.DecodedLen(len(src))], src)
-	if err != nil {
-		return nil
-	}
-	return dst[:n]
+	return decodeBase64As(dst, src, bytes.ContainsAny(src, "+/"))
 }
 
 // Onedata escapes a base64url string so that it survives places that treat
