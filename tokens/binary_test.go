@@ -118,16 +118,9 @@ func (g *genMacaroon) encode() ([]byte, bool) {
 	var b []byte
 	ok := true
 	packet := func(name string, data []byte) {
-		n := 4 + len(name) + 1 + len(data) + 1
-		if n > 0xffff {
-			ok = false
-			return
-		}
-		b = append(b, "0123456789abcdef"[n>>12], "0123456789abcdef"[n>>8&15], "0123456789abcdef"[n>>4&15], "0123456789abcdef"[n&15])
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = append(b, data...)
-		b = append(b, '\n')
+		var fits bool
+		b, fits = appendV1Packet(b, name, data)
+		ok = ok && fits
 	}
 	packet("location", g.loc)
 	packet("identifier", g.id)
@@ -255,22 +248,27 @@ func caveatCount(r *rand.Rand) int {
 	return r.IntN(12)
 }
 
+// appendV1Packet appends one V1 packet (4 hex digits of length, name, a
+// space, data, a newline); false, and b unchanged, when it cannot fit.
+func appendV1Packet(b []byte, name string, data []byte) ([]byte, bool) {
+	n := 4 + len(name) + 1 + len(data) + 1
+	if n > 0xffff {
+		return b, false
+	}
+	const hex = "0123456789abcdef"
+	b = append(b, hex[n>>12], hex[n>>8&15], hex[n>>4&15], hex[n&15])
+	b = append(b, name...)
+	b = append(b, ' ')
+	b = append(b, data...)
+	return append(b, '\n'), true
+}
+
 // V1 packet streams in arbitrary orders: vid/cl before any cid, repeated
 // vid or cl, unknown names. These reach the quirks of go-macaroon's V1
 // reader that a well-formed writer never produces.
 func randomV1Stream(r *rand.Rand) []byte {
 	var b []byte
-	packet := func(name string, data []byte) {
-		n := 4 + len(name) + 1 + len(data) + 1
-		if n > 0xffff {
-			return
-		}
-		b = append(b, "0123456789abcdef"[n>>12], "0123456789abcdef"[n>>8&15], "0123456789abcdef"[n>>4&15], "0123456789abcdef"[n&15])
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = append(b, data...)
-		b = append(b, '\n')
-	}
+	packet := func(name string, data []byte) { b, _ = appendV1Packet(b, name, data) }
 	short := func() []byte {
 		if r.IntN(3) == 0 {
 			return nil
