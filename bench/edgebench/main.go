@@ -55,6 +55,7 @@ type options struct {
 	markdown    bool
 	profile     bool
 	pin         bool
+	pace        int
 }
 
 func main() {
@@ -90,6 +91,7 @@ func main() {
 	flag.BoolVar(&o.markdown, "markdown", false, "also print the results as Markdown tables")
 	flag.BoolVar(&o.pin, "pin", false, "run Caddy on CPU 0 and wrk, the backend and the validation service on the other CPUs (taskset), so that Caddy's CPU per request is not inflated by sharing a CPU with them")
 	flag.BoolVar(&o.profile, "profile", false, "save a CPU profile and allocation snapshots (before, after) of each Caddy in round 1 into the work directory (implies -keep)")
+	flag.IntVar(&o.pace, "pace", 0, "paced load: each wrk connection waits this many ms before each request, so every setup gets about the same rate (connections ÷ (pace + latency)) and CPU per request is compared at equal load rather than at saturation; throughput ratios are then not targets")
 	flag.Parse()
 	if o.profile {
 		o.keep = true
@@ -307,6 +309,10 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("edgebench: %d rounds × %s per setup, wrk -t%d -c%d, %d users, %d invites per kind, logs %s\n",
 		o.rounds, o.duration, o.threads, o.connections, o.users, o.invites, o.logs)
 	fmt.Printf("load average at start: %s (%d CPUs)\n", loadavg(), runtime.NumCPU())
+	if o.pace > 0 {
+		fmt.Printf("paced: each connection waits %d ms before each request (at most %d req/s); throughput ratios are not targets\n",
+			o.pace, o.connections*1000/o.pace)
+	}
 	if o.pin {
 		fmt.Printf("pinned: Caddy on CPU %s; wrk, backend and validation service on CPUs %s\n", caddyCPU, otherCPUs)
 	}
@@ -319,10 +325,10 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("minted %d access tokens, %d valid invites, %d invalid invites %v\n",
 		o.users, len(tr.valid), len(tr.invalid), tr.counts)
 	validLua, invalidLua := filepath.Join(dir, "valid.lua"), filepath.Join(dir, "invalid.lua")
-	if err := writeLua(validLua, tr.valid); err != nil {
+	if err := writeLua(validLua, tr.valid, o.pace); err != nil {
 		return err
 	}
-	if err := writeLua(invalidLua, tr.invalid); err != nil {
+	if err := writeLua(invalidLua, tr.invalid, o.pace); err != nil {
 		return err
 	}
 	country, asn, err := writeGeo(dir)

@@ -107,8 +107,9 @@ func userID(i int) string { return "u" + strconv.Itoa(i) }
 // writeLua writes a wrk script that pre-formats one request per pair in
 // init() and rotates over them in request(), each wrk thread starting at
 // its own offset; done() prints one RESULT line for edgebench to parse.
+// paceMS > 0 makes each connection wait that long before each request.
 // Tokens in Onedata's form are [0-9A-Za-z] only, so they need no quoting.
-func writeLua(path string, pairs []pair) error {
+func writeLua(path string, pairs []pair, paceMS int) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -119,8 +120,13 @@ func writeLua(path string, pairs []pair) error {
 	for _, p := range pairs {
 		fmt.Fprintf(w, "{%q,%q},\n", p.access, `{"token":"`+p.invite+`"}`)
 	}
-	_, _ = w.WriteString(`}
-local reqs, n, idx = {}, 0, 0
+	if paceMS > 0 {
+		// wrk calls delay() before each request of a connection.
+		fmt.Fprintf(w, "}\nfunction delay() return %d end\n", paceMS)
+	} else {
+		fmt.Fprintln(w, "}")
+	}
+	_, _ = w.WriteString(`local reqs, n, idx = {}, 0, 0
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
