@@ -12,6 +12,7 @@
 #   bench/run.sh -only ab -options 'upstream_headers off'   # cost of an option
 #   bench/run.sh -profile        # CPU profiles and allocation snapshots, kept
 #   bench/run.sh -only abef      # (e), (f): (b) and (a) with reverse_proxy's request_buffers
+#   bench/run.sh -pace 3         # every setup at about the same rate: CPU per request at equal load
 #   bench/run.sh -h              # all flags
 #   CADDY=/path/to/caddy bench/run.sh   # measure another build (e.g. a baseline)
 #
