@@ -27,7 +27,8 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/edgebench" ./bench/edgebench
+# edgebench is its own Go module (bench/go.mod), built against this checkout.
+go build -C bench -o "$tmp/edgebench" ./edgebench
 caddy=${CADDY:-}
 if [ -z "$caddy" ]; then
   caddy=$tmp/caddy
