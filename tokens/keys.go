@@ -57,7 +57,8 @@ func NewKeyring(defaultSecret []byte, generations map[uint64][]byte) (*Keyring, 
 	return k, nil
 }
 
-// keyFor picks the key of a token from its identifier (SPEC §1):
+// keyFor picks the key of a token from its identifier (docs/contract.md,
+// "Keys and rotation"):
 // with no generation keys the default key verifies everything; otherwise a
 // tmp-N token needs generation N's key, N below the lowest configured
 // generation is revoked, and any other missing N has no key. Named and
