@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
@@ -386,5 +387,50 @@ func TestPreviewInCaddy(t *testing.T) {
 	resp = s.do(http.MethodPost, "/tokens/confine", joinBody(tok), "Content-Type", "application/json")
 	if body := bodyOf(resp); body != "" || len(s.backend.requests()) != 1 {
 		t.Errorf("/tokens/confine answered %d %q", resp.StatusCode, body)
+	}
+}
+
+// JSON config: "preview" with custom paths, on a route whose matcher
+// lists them; the join path is answered by the handler after group_join.
+func TestPreviewJSONConfig(t *testing.T) {
+	port := testcaddy.FreePort(t)
+	cfg := fmt.Sprintf(`{
+	"admin": {"disabled": true, "config": {"persist": false}},
+	"logging": {"logs": {"default": {"writer": {"output": "discard"}}}},
+	"apps": {"http": {"servers": {"gj": {
+		"listen": [":%d"],
+		"automatic_https": {"disable": true},
+		"routes": [{
+			"match": [{"path": ["/user/groups/join", "/api/examine", "/api/verify"]}],
+			"handle": [
+				{"handler": "group_join", "keys": [{"secret": %q}], "preview": {"examine_path": "/api/examine", "verify_path": "/api/verify"}},
+				{"handler": "static_response", "status_code": 204}
+			]
+		}]
+	}}}}
+}`, port, testSecret)
+	testcaddy.Load(t, []byte(cfg))
+	client := testcaddy.Client(10 * time.Second)
+	tok := mintT(t, testSecret, tokens.InviteID(tokens.Persistence{Generation: 0}, "bob", "g3", tokens.NewTokenID()))
+	post := func(path string, headers ...string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), strings.NewReader(joinBody(tok)))
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, bodyOf(resp)
+	}
+	if code, body := post("/api/examine"); code != 200 || !strings.Contains(body, `"groupId":"g3"`) {
+		t.Errorf("examine: %d %s", code, body)
+	}
+	if code, body := post("/api/verify"); code != 200 || body != `{"subject":{"type":"user","id":"bob"},"ttl":null}` {
+		t.Errorf("verify: %d %s", code, body)
+	}
+	if code, body := post("/user/groups/join", "X-Auth-Token", access(t, "alice")); code != http.StatusCreated {
+		t.Errorf("join: %d %s", code, body)
 	}
 }
