@@ -283,7 +283,7 @@ func TestJoinPageInBrowser(t *testing.T) {
 		expect(t, "expiry", p.text("expiry"), "(in 3 days)")
 		expect(t, "restrictions", p.text("restrictions"), "Only from the networks 127.0.0.0/8, ::1/128.")
 		// Not signed in: the page says so, and so does a Join.
-		expect(t, "verdict signed out", p.text("verdict"), "Yes: this invite will work for you.")
+		expect(t, "verdict signed out", p.text("verdict"), "This invite is valid: sign in to join.")
 		expect(t, "join signed out", p.join(1), "Please sign in to join.")
 		p.signIn(alice, 3) // the join above verified again (2), sign-in (3)
 		expect(t, "whoami", p.text("whoami"), "Signed in as alice.")

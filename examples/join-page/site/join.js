@@ -8,7 +8,17 @@
 const TOKEN_KEY = "groupjoin.accessToken";
 const $ = (id) => document.getElementById(id);
 
-const invite = decodeURIComponent(location.hash.replace(/^#/, "")).trim();
+// Onedata's serialized tokens need no escaping; a hand-edited link may
+// still hold %-escapes, and a broken one must not stop the page.
+function inviteFromHash() {
+  const raw = location.hash.replace(/^#/, "");
+  try {
+    return decodeURIComponent(raw).trim();
+  } catch (e) {
+    return raw.trim();
+  }
+}
+const invite = inviteFromHash();
 
 function accessToken() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
@@ -97,6 +107,7 @@ function answerMessage(r, forJoin) {
   const code = r.body && r.body.error;
   switch (r.status) {
     case 200:
+      if (!accessToken()) return { text: "This invite is valid: sign in to join.", cls: "ok" };
       return { text: "Yes: this invite will work for you.", cls: "ok" };
     case 201:
       return { text: "Done: you are now a member of group " + (currentGroup || "") + ".", cls: "ok" };
