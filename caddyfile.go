@@ -10,7 +10,9 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("group_join", parseCaddyfile)
+	// A directive of its own rather than a handler directive: with
+	// preview on, its path matcher also matches the preview paths.
+	httpcaddyfile.RegisterDirective("group_join", parseDirective)
 	// Before reverse_proxy means after basic_auth, forward_auth and
 	// respond, so identity placeholders are set when group_join runs.
 	httpcaddyfile.RegisterDirectiveOrder("group_join", httpcaddyfile.Before, "reverse_proxy")
@@ -42,6 +44,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        reservation_ttl <duration>        # default 1m
 //	        tls
 //	    }
+//	    preview [<examine_path> <verify_path>] # default /tokens/examine /tokens/verify_invite_token
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -114,6 +117,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Store = c
+		case "preview":
+			p, err := unmarshalPreview(d)
+			if err != nil {
+				return err
+			}
+			h.Preview = p
 		case "upstream_headers":
 			var val string
 			if !d.AllArgs(&val) {

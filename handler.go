@@ -42,6 +42,9 @@ type decision struct {
 // ServeHTTP runs the pipeline: method → current user → request body →
 // invite → usage → forward → answer. The first failure answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if done, err := h.servePreview(w, r); done {
+		return err
+	}
 	start := h.now()
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)

@@ -65,6 +65,10 @@ type Handler struct {
 	// store, named invites are limited only by their caveats.
 	Store *StoreConfig `json:"store,omitempty"`
 
+	// Onezone's token preview endpoints (examine, verify_invite_token) on
+	// this handler; nil: off, every request is a join (preview.go).
+	Preview *PreviewConfig `json:"preview,omitempty"`
+
 	verifier   tokens.Verifier
 	identity   []IdentitySource
 	setHeaders bool
@@ -224,6 +228,11 @@ func (h *Handler) Validate() error {
 			}
 		default:
 			return fmt.Errorf("group_join: identity #%d: unknown source %q (want access_token or placeholder)", i+1, s.Source)
+		}
+	}
+	if h.Preview != nil {
+		if err := h.Preview.validate(); err != nil {
+			return err
 		}
 	}
 	if h.Service != "" && !strings.Contains(h.Service, "-") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type mintFlags struct {
 	keys        keyFlags
 	json        bool
 	reg         *registerFlags // mint invite only: --register (store.go)
+	link        string         // mint invite only: --link <join page URL>
 }
 
 func (m *mintFlags) register(fs *flag.FlagSet) {
@@ -74,6 +76,7 @@ func (r *Runner) mintInvite(args []string) int {
 	fs.StringVar(&group, "group", "", "")
 	fs.StringVar(&inviter, "inviter", "", "")
 	fs.Var(&consumers, "consumer", "")
+	fs.StringVar(&mf.link, "link", "", "")
 	mf.register(fs)
 	var reg registerFlags
 	reg.register(fs)
@@ -87,6 +90,11 @@ func (r *Runner) mintInvite(args []string) int {
 	mf.reg = &reg
 	if len(pos) > 0 {
 		return r.usageErr(path, "unexpected argument (mint takes flags only)")
+	}
+	if flagWasSet(fs, "link") {
+		if err := checkLink(mf.link); err != nil {
+			return r.usageErr(path, "--link: %v", err)
+		}
 	}
 	switch {
 	case group == "":
@@ -220,19 +228,47 @@ func (r *Runner) mint(path string, fs *flag.FlagSet, mf *mintFlags, purpose toke
 			TokenID    string   `json:"token_id"`
 			Caveats    []string `json:"caveats"`
 			Expires    string   `json:"expires,omitempty"`
-		}{m.Token, m.ID.String(), m.ID.TokenID, m.Caveats, ""}
+			Link       string   `json:"link,omitempty"`
+		}{m.Token, m.ID.String(), m.ID.TokenID, m.Caveats, "", ""}
 		if out.Caveats == nil {
 			out.Caveats = []string{}
 		}
 		if !m.Expires.IsZero() {
 			out.Expires = m.Expires.UTC().Format(time.RFC3339)
 		}
+		if mf.link != "" {
+			out.Link = inviteLink(mf.link, m.Token)
+		}
 		writeJSON(r.Stdout, out)
+		return ExitOK
+	}
+	if mf.link != "" {
+		fmt.Fprintln(r.Stdout, inviteLink(mf.link, m.Token))
 		return ExitOK
 	}
 	fmt.Fprintln(r.Stdout, m.Token)
 	return ExitOK
 }
+
+// checkLink accepts the address of a join page: an absolute http or https
+// URL without a fragment (the invite becomes the fragment).
+func checkLink(link string) error {
+	u, err := url.Parse(link)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL", link)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return fmt.Errorf("%q is not an absolute http(s) URL such as https://example.org/join", link)
+	case u.Fragment != "" || strings.Contains(link, "#"):
+		return fmt.Errorf("%q already has a fragment (#…): the invite goes there", link)
+	}
+	return nil
+}
+
+// inviteLink is the link form of an invite: <join page>#<invite>. In the
+// fragment, the invite never reaches a server or its logs; Onedata's
+// serialized form needs no escaping there.
+func inviteLink(page, token string) string { return page + "#" + token }
 
 // listCaveats builds the caveats of the list flags, in a fixed order.
 func (mf *mintFlags) listCaveats() ([]string, error) {

@@ -77,6 +77,9 @@ Token:
 Output:
   --json                       print token, identifier, token_id, caveats
                                and expires as JSON
+  --link <url>                 print the link form <url>#<token> for a join
+                               page, e.g. --link https://example.org/join
+                               (with --json: a "link" member)
 
 Example:
   caddy group-join mint invite --group g1 --inviter bob --consumer alice \

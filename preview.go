@@ -1,0 +1,356 @@
+package groupjoin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/store"
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+)
+
+// Default paths of the preview endpoints: Onezone's own.
+const (
+	DefaultExaminePath = "/tokens/examine"
+	DefaultVerifyPath  = "/tokens/verify_invite_token"
+)
+
+// PreviewConfig turns on Onezone's token preview endpoints on the same
+// handler as the join: examine (what a token says, unverified) and
+// verify_invite_token (the join's verification, consuming nothing). The
+// route's matcher must match these paths too; the Caddyfile's path
+// matcher is extended automatically.
+type PreviewConfig struct {
+	// Path of the examine endpoint. Default "/tokens/examine".
+	ExaminePath string `json:"examine_path,omitempty"`
+	// Path of the verify_invite_token endpoint. Default
+	// "/tokens/verify_invite_token".
+	VerifyPath string `json:"verify_path,omitempty"`
+}
+
+// paths returns the two paths, defaults filled in.
+func (p *PreviewConfig) paths() (examine, verify string) {
+	examine, verify = p.ExaminePath, p.VerifyPath
+	if examine == "" {
+		examine = DefaultExaminePath
+	}
+	if verify == "" {
+		verify = DefaultVerifyPath
+	}
+	return examine, verify
+}
+
+// validate refuses paths that are not absolute or that coincide.
+func (p *PreviewConfig) validate() error {
+	examine, verify := p.paths()
+	if !strings.HasPrefix(examine, "/") || !strings.HasPrefix(verify, "/") {
+		return errors.New("group_join: preview paths must start with /")
+	}
+	if strings.EqualFold(examine, verify) {
+		return errors.New("group_join: preview examine and verify paths must differ")
+	}
+	return nil
+}
+
+// servePreview answers a request for one of the preview paths and reports
+// whether it did; any other path is a join. Paths compare without regard
+// to case, as Caddy's path matcher does. Preview requests never reach the
+// next handler.
+func (h *Handler) servePreview(w http.ResponseWriter, r *http.Request) (bool, error) {
+	if h.Preview == nil {
+		return false, nil
+	}
+	examine, verify := h.Preview.paths()
+	switch {
+	case strings.EqualFold(r.URL.Path, examine):
+		return true, h.serveExamine(w, r)
+	case strings.EqualFold(r.URL.Path, verify):
+		return true, h.serveVerify(w, r)
+	}
+	return false, nil
+}
+
+// Outcomes of the preview endpoints; refusals are counted as the prefix
+// and the join's outcome, e.g. "verify_invalid_token", so join
+// dashboards do not count previews.
+const (
+	outcomeExamined = "examined"
+	outcomeVerified = "verified"
+	prefixExamine   = "examine_"
+	prefixVerify    = "verify_"
+)
+
+var (
+	ansUndecodable = answer{http.StatusBadRequest, "invalid_token", "Provided token could not be decoded.", "invalid_token"}
+	// Verify with no identified caller, for an invite bound to consumers.
+	ansSignInToCheck = answer{http.StatusUnauthorized, "unauthorized", "This invite is meant for specific users: sign in to check it.", "unauthorized"}
+)
+
+// examineAnswer maps an Examine error to its answer.
+func examineAnswer(err error) answer {
+	a := ansUndecodable
+	if tokens.KindOf(err) == tokens.KindTooLarge {
+		a.desc = "Provided token is too large."
+	}
+	return a
+}
+
+// serveExamine answers POST <examine path> {"token": …}: what the token
+// says, not verified. Nothing in it is trusted, and anyone holding a
+// token can decode it; the token itself is neither logged nor echoed
+// beyond its decoded fields.
+func (h *Handler) serveExamine(w http.ResponseWriter, r *http.Request) error {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	d := decision{clientIP: ip}
+	refuse := func(a answer, err error) error {
+		a.outcome = prefixExamine + a.outcome
+		return h.reject(w, &d, a, err)
+	}
+	if r.Method != http.MethodPost {
+		return refuse(ansMethod, nil)
+	}
+	body, a := h.readPreviewBody(w, r)
+	if a != nil {
+		return refuse(*a, nil)
+	}
+	raw, a := tokenField(body)
+	if a != nil {
+		return refuse(*a, nil)
+	}
+	e, err := tokens.Examine(raw)
+	if err != nil {
+		return refuse(examineAnswer(err), err)
+	}
+	d.tokenID = e.ID
+	return h.previewOK(w, &d, outcomeExamined, e)
+}
+
+// verifyAnswer is what verify_invite_token answers: Onezone's shape.
+type verifyAnswer struct {
+	Subject tokens.SubjectJSON `json:"subject"`
+	TTL     *int64             `json:"ttl"`
+}
+
+// serveVerify answers POST <verify path> {"token": …}: the join's
+// verification without consuming anything. Order: method → request shape
+// → caller (consumerToken, else the identity sources, none needed) →
+// invite, consumer last → the invite's state in the store (read only).
+func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
+	start := h.now()
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	d := decision{clientIP: ip}
+	refuse := func(a answer, err error) error {
+		a.outcome = prefixVerify + a.outcome
+		return h.reject(w, &d, a, err)
+	}
+	st := h.newRequest(start, ip)
+	env := &st.Env
+
+	if r.Method != http.MethodPost {
+		return refuse(ansMethod, nil)
+	}
+	body, a := h.readPreviewBody(w, r)
+	if a != nil {
+		return refuse(*a, nil)
+	}
+	raw, a := tokenField(body)
+	if a != nil {
+		return refuse(*a, nil)
+	}
+	req, a := verifyFields(body)
+	if a != nil {
+		return refuse(*a, nil)
+	}
+
+	// The caller: consumerToken names them explicitly (null: nobody);
+	// otherwise the identity sources, where finding nobody is fine.
+	var who caller
+	switch {
+	case req.consumerNull:
+	case req.consumerToken != "":
+		tok, err := h.verifyAccess(req.consumerToken, env)
+		if err != nil {
+			return refuse(userAnswer(err), err)
+		}
+		who = caller{userID: tok.ID.Subject.ID, fromToken: true}
+	default:
+		c, a, err := h.identify(r, repl, env)
+		if a != nil && !(a.status == http.StatusUnauthorized && a.code == "unauthorized") {
+			return refuse(*a, err)
+		}
+		who = c
+	}
+	d.userID = who.userID
+
+	env.UserID = who.userID
+	invite, err := h.verifyInvite(raw, env)
+	if invite != nil {
+		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
+	}
+	if err != nil {
+		if tokens.KindOf(err) == tokens.KindConsumer && who.userID == "" {
+			return refuse(ansSignInToCheck, err)
+		}
+		return refuse(inviteAnswer(err), err)
+	}
+	if a, err := h.peekUsage(r.Context(), invite); a != nil {
+		return refuse(*a, err)
+	}
+
+	out := verifyAnswer{Subject: tokens.SubjectToJSON(invite.ID.Subject)}
+	if !invite.Expires.IsZero() {
+		ttl := invite.Expires.Unix() - start.Unix()
+		out.TTL = &ttl
+	}
+	return h.previewOK(w, &d, outcomeVerified, out)
+}
+
+// peekUsage is reserve without the reservation: what the store would
+// answer for a named invite right now. A use in flight counts as taken,
+// as it does for Reserve.
+func (h *Handler) peekUsage(rctx context.Context, invite *tokens.Token) (*answer, error) {
+	if h.store == nil || !invite.ID.Persistence.Named {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(rctx, settleTimeout)
+	defer cancel()
+	inv, err := h.store.Get(ctx, invite.ID.TokenID)
+	var kind error
+	switch {
+	case errors.Is(err, store.ErrUnknown):
+		kind = tokens.ErrUnknown
+	case err != nil:
+		return &ansUnavailable, err
+	case inv.Revoked:
+		kind = tokens.ErrRevoked
+	case inv.Limit != store.Unlimited && inv.Used+inv.Reserved >= inv.Limit:
+		kind = tokens.ErrUsedUp
+	default:
+		return nil, nil
+	}
+	a := inviteAnswer(kind)
+	return &a, kind
+}
+
+// verifyRequest is what verify_invite_token reads besides the token.
+type verifyRequest struct {
+	consumerToken string
+	consumerNull  bool
+}
+
+// verifyFields checks Onezone's optional request fields of
+// verify_invite_token. expectedInviteType may only name userJoinGroup;
+// consumerToken names the caller by an access token (null: nobody).
+// Fields whose meaning the edge cannot honour are refused rather than
+// ignored: peerIp (caveats are checked against the address the request
+// comes from), interface and serviceToken (never valid on an invite), and
+// allowDataAccessCaveats true (data caveats always fail on an invite).
+// Every field may appear once, like "token".
+func verifyFields(body []byte) (verifyRequest, *answer) {
+	var req verifyRequest
+	fail := func(desc string) (verifyRequest, *answer) { a := badRequest(desc); return req, &a }
+	get := func(name string) (json.RawMessage, *answer) {
+		f, _ := topField(body, name) // the body is known to be a JSON object
+		switch {
+		case f.count > 1 || f.folded > 0:
+			_, a := fail(`Field "` + name + `" is given more than once.`)
+			return nil, a
+		case f.count == 0 || string(f.raw) == "null":
+			return nil, nil
+		}
+		return f.raw, nil
+	}
+	raw, a := get("expectedInviteType")
+	if a != nil {
+		return req, a
+	}
+	if raw != nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return fail(`Field "expectedInviteType" must be a string.`)
+		}
+		if s != "userJoinGroup" {
+			return fail(`Field "expectedInviteType": only "userJoinGroup" invites are verified here.`)
+		}
+	}
+	f, _ := topField(body, "consumerToken")
+	if f.count > 1 || f.folded > 0 {
+		return fail(`Field "consumerToken" is given more than once.`)
+	}
+	if f.count == 1 {
+		if string(f.raw) == "null" {
+			req.consumerNull = true
+		} else if s, ok := f.str(); !ok || s == "" {
+			return fail(`Field "consumerToken" must be a non-empty string or null.`)
+		} else {
+			req.consumerToken = s
+		}
+	}
+	for _, name := range []string{"peerIp", "interface", "serviceToken"} {
+		raw, a := get(name)
+		if a != nil {
+			return req, a
+		}
+		if raw != nil {
+			return fail(`Field "` + name + `" is not supported here: ` + refusedWhy[name])
+		}
+	}
+	raw, a = get("allowDataAccessCaveats")
+	if a != nil {
+		return req, a
+	}
+	if raw != nil && string(raw) != "false" {
+		return fail(`Field "allowDataAccessCaveats" may only be false: data access caveats never hold on an invite.`)
+	}
+	return req, nil
+}
+
+var refusedWhy = map[string]string{
+	"peerIp":       "caveats are checked against the address the request comes from.",
+	"interface":    "an invite with an interface caveat is never valid.",
+	"serviceToken": "an invite with a service caveat is never valid.",
+}
+
+// readPreviewBody is the join's body reader with the join's handling of
+// a refused body: a large or unsized remainder closes the connection, a
+// modest one is drained.
+func (h *Handler) readPreviewBody(w http.ResponseWriter, r *http.Request) ([]byte, *answer) {
+	body, a := readBody(r, h.MaxBody)
+	if a != nil {
+		if r.ContentLength < 0 || r.ContentLength > h.MaxBody+drainLimit {
+			w.Header().Set("Connection", "close")
+		} else {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, drainLimit))
+		}
+	}
+	return body, a
+}
+
+// previewOK writes a 200 JSON answer, logs and counts it.
+func (h *Handler) previewOK(w http.ResponseWriter, d *decision, outcome string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		a := ansInternal
+		a.outcome = outcome + "_internal_error"
+		return h.reject(w, d, a, err)
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	d.status = http.StatusOK
+	h.log(zapcore.InfoLevel, outcome, d, nil)
+	return nil
+}
