@@ -228,10 +228,21 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
+// failed wraps err in ErrUnavailable. With a cluster it also asks for a
+// fresh slot map: the cluster client only refreshes it on redirections,
+// so without this it would keep dialing a dead primary after its replica
+// took over.
+func (s *Redis) failed(err error) error {
+	if s.cluster != nil {
+		s.cluster.ReloadState(context.Background())
+	}
+	return unavailable(err)
+}
+
 // Ping checks that Redis answers (with a cluster: one of its nodes).
 func (s *Redis) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
-		return unavailable(err)
+		return s.failed(err)
 	}
 	return nil
 }
@@ -434,7 +445,7 @@ func (s *Redis) Register(ctx context.Context, id string, limit int64, ttl time.D
 		return n == 1, err
 	}, nil)
 	if err != nil {
-		return unavailable(err)
+		return s.failed(err)
 	}
 	if n == 0 {
 		return ErrExists
@@ -466,7 +477,7 @@ func (s *Redis) Reserve(ctx context.Context, id string) (Reservation, error) {
 		_ = releaseScript.Run(ctx, c, keys, rid).Err()
 	})
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, s.failed(err)
 	}
 	if len(v) != 2 {
 		return nil, unavailable(fmt.Errorf("unexpected reply %v", v))
@@ -496,7 +507,7 @@ func (s *Redis) Revoke(ctx context.Context, id string) error {
 		return true, revokeScript.Run(ctx, c, []string{inv, res}).Err()
 	}, nil)
 	if err != nil {
-		return unavailable(err)
+		return s.failed(err)
 	}
 	return nil
 }
@@ -509,7 +520,7 @@ func (s *Redis) Get(ctx context.Context, id string) (Invite, error) {
 	inv, res := s.Keys(id)
 	v, err := getScript.Run(ctx, s.client, []string{inv, res}).Slice()
 	if err != nil {
-		return Invite{}, unavailable(err)
+		return Invite{}, s.failed(err)
 	}
 	if len(v) == 1 && asInt(v[0]) == 0 {
 		return Invite{}, ErrUnknown
@@ -586,9 +597,9 @@ func (r *redisReservation) Commit(ctx context.Context) error {
 	if err != nil {
 		if errors.Is(err, ErrNotReplicated) {
 			r.state = resCommitted // counted on the primary; do not count again
-			return unavailable(err)
+			return r.s.failed(err)
 		}
-		return unavailable(err) // state unchanged: may be retried
+		return r.s.failed(err) // state unchanged: may be retried
 	}
 	r.state = resCommitted
 	switch n {
@@ -610,7 +621,7 @@ func (r *redisReservation) Release(ctx context.Context) error {
 		return nil
 	}
 	if err := releaseScript.Run(ctx, r.s.client, r.keys, r.rid).Err(); err != nil {
-		return unavailable(err) // it lapses anyway
+		return r.s.failed(err) // it lapses anyway
 	}
 	r.state = resReleased
 	return nil
