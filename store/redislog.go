@@ -22,10 +22,19 @@ var (
 
 // RouteRedisLogs sends go-redis's own log lines (failed dials, sentinel
 // and cluster state changes) to the zap logger that current returns, at
-// warn level, with credentials removed, instead of raw to stderr. Later
+// warn level (failures) or info level (state changes), with credentials
+// removed, instead of raw to stderr. Later
 // calls only replace current.
 func RouteRedisLogs(current func() *zap.Logger) {
 	logTarget.Store(&current)
+	logOnce.Do(func() { redis.SetLogger(zapLogging{}) })
+}
+
+// QuietRedisLogs drops go-redis's log lines unless RouteRedisLogs already
+// routed them (a command-line tool reports its own errors).
+func QuietRedisLogs() {
+	none := func() *zap.Logger { return nil }
+	logTarget.CompareAndSwap(nil, &none)
 	logOnce.Do(func() { redis.SetLogger(zapLogging{}) })
 }
 
@@ -40,8 +49,17 @@ func (zapLogging) Printf(_ context.Context, format string, v ...any) {
 	if l == nil {
 		return
 	}
-	l.Warn(redactLine(fmt.Sprintf(format, v...)))
+	line := redactLine(fmt.Sprintf(format, v...))
+	// Failures are warnings; state changes (a new primary found through
+	// the sentinels, a reloaded slot map) are information.
+	if troubleRE.MatchString(line) {
+		l.Warn(line)
+	} else {
+		l.Info(line)
+	}
 }
+
+var troubleRE = regexp.MustCompile(`(?i)fail|error|refused|timeout|timed out|unreachable|closed|broken|reset|down`)
 
 var (
 	// scheme://user:password@ → scheme://***@

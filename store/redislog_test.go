@@ -41,11 +41,14 @@ func TestZapLogging(t *testing.T) {
 	f := func() *zap.Logger { return cur }
 	logTarget.Store(&f)
 	defer logTarget.Store(nil)
-	zapLogging{}.Printf(bg, "redis: dial %s: refused\n", "redis://u:pw123456@h:1")
+	zapLogging{}.Printf(bg, "redis: dial %s: connection refused\n", "redis://u:pw123456@h:1")
 	cur = zap.New(core2)
 	zapLogging{}.Printf(bg, "sentinel: new master=%q", "m1")
 	if logs1.Len() != 1 || logs2.Len() != 1 {
 		t.Fatalf("lines: %d and %d, want 1 and 1", logs1.Len(), logs2.Len())
+	}
+	if e := logs2.All()[0]; e.Level != zapcore.InfoLevel {
+		t.Fatalf("state change logged at %v", e.Level)
 	}
 	e := logs1.All()[0]
 	if e.Level != zapcore.WarnLevel || strings.Contains(e.Message, "pw123456") || !strings.Contains(e.Message, "redis: dial") {
