@@ -92,7 +92,9 @@ func StartReplicaSet(tb testing.TB, replicas, sentinels int) *ReplicaSet {
 		}
 		rs.Sentinels = append(rs.Sentinels, startServer(tb, &Server{sentinelConf: conf}))
 	}
-	rs.WaitStable(primary.Addr(), replicas)
+	if sentinels > 0 {
+		rs.WaitStable(primary.Addr(), replicas)
+	}
 	return rs
 }
 
@@ -187,6 +189,28 @@ func (rs *ReplicaSet) WaitFailover(old string) string {
 		return now != "" && now != old && Info(now, "replication")["role"] == "master"
 	})
 	return now
+}
+
+// Follow points every running data server other than primary at primary
+// (REPLICAOF), as an operator would after a failover that Sentinel did
+// not finish reconfiguring.
+func (rs *ReplicaSet) Follow(primary string) {
+	rs.tb.Helper()
+	host, port, _ := strings.Cut(primary, ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range rs.Servers {
+		if s.Addr() == primary || !s.Running() {
+			continue
+		}
+		info := Info(s.Addr(), "replication")
+		if info["role"] == "slave" && info["master_port"] == port {
+			continue
+		}
+		if _, err := Do(ctx, s.Addr(), "REPLICAOF", host, port); err != nil {
+			rs.tb.Fatalf("redistest: REPLICAOF on %s: %v", s.Addr(), err)
+		}
+	}
 }
 
 // CutReplication makes the replicas of the set stop receiving writes
