@@ -120,7 +120,13 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		s.resTTL = 1
 	}
 	dial := pickTimeout(opts.DialTimeout, 0)
-	read := pickTimeout(opts.ReadTimeout, 0)
+	// A WAIT pipelined with a script is read with the connection's read
+	// timeout, so that timeout must also cover the wait for replicas.
+	extra := time.Duration(0)
+	if opts.MinReplicas > 0 {
+		extra = s.replTimeout
+	}
+	read := pickTimeout(opts.ReadTimeout, 0) + extra
 	write := pickTimeout(opts.WriteTimeout, 0)
 	switch {
 	case opts.URL != "":
@@ -137,7 +143,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 			ro.Password = opts.Password
 		}
 		ro.DialTimeout = pickTimeout(opts.DialTimeout, ro.DialTimeout)
-		ro.ReadTimeout = pickTimeout(opts.ReadTimeout, ro.ReadTimeout)
+		ro.ReadTimeout = pickTimeout(opts.ReadTimeout, ro.ReadTimeout) + extra
 		ro.WriteTimeout = pickTimeout(opts.WriteTimeout, ro.WriteTimeout)
 		ro.PoolTimeout = ro.ReadTimeout
 		// Fail fast and predictably: one dial attempt, no command retries
@@ -365,28 +371,47 @@ return {1, h[1] or '', h[2] or '', r, h[4] or '', redis.call('PTTL', KEYS[1]), n
   redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf'), redis.call('ZCOUNT', KEYS[2], '-inf', now)}
 `)
 
-// write runs fn, which sends one admission-deciding script and reports
-// whether it changed anything, and then, with MinReplicas, waits for the
-// replicas. WAIT only counts the writes of its own connection, so fn and
-// WAIT share one connection to the primary that owns key. undo, if not
-// nil, runs on that connection when the wait fails.
-func (s *Redis) write(ctx context.Context, key string, fn func(redis.Scripter) (bool, error), undo func(*redis.Conn)) error {
+// write runs one admission-deciding script and, with MinReplicas, waits
+// for the replicas when changed says the script wrote something. WAIT only
+// counts the writes of its own connection, so the script and WAIT share one
+// connection to the primary that owns key; they are pipelined, so the wait
+// costs no extra round trip to the primary. undo, if not nil, runs on that
+// connection when the wait falls short.
+func (s *Redis) write(ctx context.Context, key string, sc *redis.Script, keys []string, args []any,
+	changed func(*redis.Cmd) bool, undo func(*redis.Conn)) (*redis.Cmd, error) {
 	if s.minReplicas == 0 {
-		_, err := fn(s.client)
-		return err
+		cmd := sc.Run(ctx, s.client, keys, args...)
+		return cmd, cmd.Err()
 	}
 	for attempt := 0; ; attempt++ {
 		node := s.single
 		if s.cluster != nil {
 			var err error
 			if node, err = s.cluster.MasterForKey(ctx, key); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		conn := node.Conn()
-		changed, err := fn(conn)
-		if err == nil && changed {
-			err = s.wait(ctx, conn)
+		var (
+			cmd  *redis.Cmd
+			wait *redis.Cmd
+		)
+		_, _ = conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+			cmd = sc.EvalSha(ctx, p, keys, args...)
+			wait = p.Do(ctx, "WAIT", s.minReplicas, s.replTimeout.Milliseconds())
+			return nil
+		})
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			// First use on this node: Run loads the script.
+			cmd = sc.Run(ctx, conn, keys, args...)
+			wait = nil
+		}
+		err := cmd.Err()
+		if err == nil && changed(cmd) {
+			if wait == nil {
+				wait = conn.Do(ctx, "WAIT", s.minReplicas, s.replTimeout.Milliseconds())
+			}
+			err = s.replicated(wait)
 			if err != nil && undo != nil {
 				undo(conn)
 			}
@@ -397,16 +422,16 @@ func (s *Redis) write(ctx context.Context, key string, fn func(redis.Scripter) (
 		if _, moved := redis.IsMovedError(err); moved && s.cluster != nil && attempt < 3 {
 			s.cluster.ReloadState(ctx)
 			if !sleepCtx(ctx, 50*time.Millisecond) {
-				return err
+				return cmd, err
 			}
 			continue
 		}
-		return err
+		return cmd, err
 	}
 }
 
-func (s *Redis) wait(ctx context.Context, conn *redis.Conn) error {
-	n, err := conn.Wait(ctx, s.minReplicas, s.replTimeout).Result()
+func (s *Redis) replicated(wait *redis.Cmd) error {
+	n, err := wait.Int64()
 	if err != nil {
 		return err
 	}
@@ -438,14 +463,14 @@ func (s *Redis) Register(ctx context.Context, id string, limit int64, ttl time.D
 	// Round up, so that a sub-millisecond ttl does not mean "never".
 	ttlMS := int64((ttl + time.Millisecond - 1) / time.Millisecond)
 	inv, res := s.Keys(id)
-	var n int64
-	err := s.write(ctx, inv, func(c redis.Scripter) (bool, error) {
-		var err error
-		n, err = registerScript.Run(ctx, c, []string{inv, res}, limit, ttlMS).Int64()
-		return n == 1, err
-	}, nil)
+	cmd, err := s.write(ctx, inv, registerScript, []string{inv, res}, []any{limit, ttlMS},
+		func(c *redis.Cmd) bool { n, _ := c.Int64(); return n == 1 }, nil)
 	if err != nil {
 		return s.failed(err)
+	}
+	n, err := cmd.Int64()
+	if err != nil {
+		return unavailable(err)
 	}
 	if n == 0 {
 		return ErrExists
@@ -465,12 +490,8 @@ func (s *Redis) Reserve(ctx context.Context, id string) (Reservation, error) {
 	rid := hex.EncodeToString(b[:])
 	inv, res := s.Keys(id)
 	keys := []string{inv, res}
-	var v []int64
-	err := s.write(ctx, inv, func(c redis.Scripter) (bool, error) {
-		var err error
-		v, err = reserveScript.Run(ctx, c, keys, rid, s.resTTL).Int64Slice()
-		return err == nil && len(v) == 2 && v[0] == 1, err
-	}, func(c *redis.Conn) {
+	reserved := func(c *redis.Cmd) bool { v, _ := c.Int64Slice(); return len(v) == 2 && v[0] == 1 }
+	cmd, err := s.write(ctx, inv, reserveScript, keys, []any{rid, s.resTTL}, reserved, func(c *redis.Conn) {
 		// The caller's context may be spent by the wait.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.replTimeout)
 		defer cancel()
@@ -479,7 +500,8 @@ func (s *Redis) Reserve(ctx context.Context, id string) (Reservation, error) {
 	if err != nil {
 		return nil, s.failed(err)
 	}
-	if len(v) != 2 {
+	v, err := cmd.Int64Slice()
+	if err != nil || len(v) != 2 {
 		return nil, unavailable(fmt.Errorf("unexpected reply %v", v))
 	}
 	switch v[0] {
@@ -503,9 +525,7 @@ func (s *Redis) Revoke(ctx context.Context, id string) error {
 		return err
 	}
 	inv, res := s.Keys(id)
-	err := s.write(ctx, inv, func(c redis.Scripter) (bool, error) {
-		return true, revokeScript.Run(ctx, c, []string{inv, res}).Err()
-	}, nil)
+	_, err := s.write(ctx, inv, revokeScript, []string{inv, res}, nil, func(*redis.Cmd) bool { return true }, nil)
 	if err != nil {
 		return s.failed(err)
 	}
@@ -588,18 +608,18 @@ func (r *redisReservation) Commit(ctx context.Context) error {
 	case resReleased:
 		return ErrReleased
 	}
-	var n int64
-	err := r.s.write(ctx, r.keys[0], func(c redis.Scripter) (bool, error) {
-		var err error
-		n, err = commitScript.Run(ctx, c, r.keys, r.rid, r.expiry).Int64()
-		return err == nil && n != 0 && n != -1, err
-	}, nil)
+	counted := func(c *redis.Cmd) bool { n, _ := c.Int64(); return n == 1 || n == 2 }
+	cmd, err := r.s.write(ctx, r.keys[0], commitScript, r.keys, []any{r.rid, r.expiry}, counted, nil)
 	if err != nil {
 		if errors.Is(err, ErrNotReplicated) {
 			r.state = resCommitted // counted on the primary; do not count again
 			return r.s.failed(err)
 		}
 		return r.s.failed(err) // state unchanged: may be retried
+	}
+	n, err := cmd.Int64()
+	if err != nil {
+		return unavailable(err)
 	}
 	r.state = resCommitted
 	switch n {
