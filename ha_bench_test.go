@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/store"
@@ -37,6 +38,27 @@ func BenchmarkJoinStoreHA(b *testing.B) {
 	rs := redistest.StartReplicaSet(b, 1, 3)
 	c := redistest.StartCluster(b, 3)
 	primary := single.Servers[0].URL()
+	// The unit of the comparison: one PING round trip to the primary.
+	b.Run("ping-rtt", func(b *testing.B) {
+		c := redis.NewClient(&redis.Options{Addr: single.Servers[0].Addr()})
+		defer c.Close()
+		lat := make([]time.Duration, 0, b.N)
+		for range 50 {
+			c.Ping(context.Background())
+		}
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			if err := c.Ping(context.Background()).Err(); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		b.StopTimer()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	})
 	for _, v := range []struct {
 		name string
 		cfg  *StoreConfig
