@@ -184,6 +184,10 @@ func sentinelChaos(t *testing.T, minReplicas int) {
 			reservation_ttl 1s
 			%s
 		}`, strings.Join(rs.SentinelAddrs(), " "), rs.Master, durability))
+	status, body := adminCall(t, fleet[0].admin, http.MethodGet, "/group-join/stores", "")
+	if want := `"name":"sentinel://` + rs.Master + `@` + strings.Join(rs.SentinelAddrs(), ",") + `/db=0,key_prefix=groupjoin:","type":"redis-sentinel"`; status != 200 || !strings.Contains(body, want) {
+		t.Fatalf("GET /group-join/stores: %d %s, want %s", status, body, want)
+	}
 	// The test registers directly, waiting for both replicas.
 	admin, err := store.NewRedis(store.RedisOptions{Sentinels: rs.SentinelAddrs(), MasterName: rs.Master, MinReplicas: 2})
 	if err != nil {
@@ -335,6 +339,10 @@ func TestFailoverCluster(t *testing.T) {
 			reservation_ttl 1s
 			min_replicas 1 300ms
 		}`, strings.Join(c.Addrs(), " ")))
+	status, body := adminCall(t, fleet[0].admin, http.MethodGet, "/group-join/stores", "")
+	if want := `"name":"cluster://` + strings.Join(c.Addrs(), ",") + `/key_prefix=groupjoin:","type":"redis-cluster"`; status != 200 || !strings.Contains(body, want) {
+		t.Fatalf("GET /group-join/stores: %d %s, want %s", status, body, want)
+	}
 	urls := make([]string, len(fleet))
 	for i, in := range fleet {
 		urls[i] = in.url
