@@ -19,8 +19,9 @@ func TestSentinelStore(t *testing.T) {
 		t.Skip("starts a replica set with sentinels and fails it over (skipped with -short)")
 	}
 	rs := redistest.StartReplicaSet(t, 2, 3)
+	// A generous replica timeout: the test machine may be loaded.
 	s := newRedis(t, RedisOptions{Sentinels: rs.SentinelAddrs(), MasterName: rs.Master, MinReplicas: 2,
-		Options: Options{ReservationTTL: 30 * time.Second}})
+		ReplicaTimeout: 3 * time.Second, Options: Options{ReservationTTL: 30 * time.Second}})
 	must(t, s.Register(bg, "inv", 3, 0))
 	r := reserve(t, s, "inv")
 	must(t, r.Commit(bg))
@@ -50,7 +51,7 @@ func TestSentinelStore(t *testing.T) {
 	rs.Servers[0].Kill()
 	now := rs.WaitFailover(primary)
 	s2 := newRedis(t, RedisOptions{Sentinels: rs.SentinelAddrs(), MasterName: rs.Master, MinReplicas: 1,
-		Options: Options{ReservationTTL: 30 * time.Second}})
+		ReplicaTimeout: 3 * time.Second, Options: Options{ReservationTTL: 30 * time.Second}})
 	for _, st := range []*Redis{s, s2} {
 		st.minReplicas = 1 // one replica is left
 		var r Reservation
@@ -87,8 +88,12 @@ func TestClusterStore(t *testing.T) {
 	}
 
 	for _, min := range []int{0, 1} {
-		s := newRedis(t, RedisOptions{Cluster: c.Addrs(), MinReplicas: min, Options: Options{ReservationTTL: 30 * time.Second}})
-		peers := []*Redis{s, newRedis(t, RedisOptions{Cluster: c.Addrs(), MinReplicas: min}), newRedis(t, RedisOptions{Cluster: c.Addrs(), MinReplicas: min})}
+		o := RedisOptions{Cluster: c.Addrs(), MinReplicas: min, Options: Options{ReservationTTL: 30 * time.Second}}
+		if min > 0 {
+			o.ReplicaTimeout = 3 * time.Second
+		}
+		s := newRedis(t, o)
+		peers := []*Redis{s, newRedis(t, o), newRedis(t, o)}
 		// Ids spread over the three primaries.
 		for _, id := range []string{"one", "two", "three", "four", "five", "six"} {
 			id := id + strings.Repeat("x", min)
@@ -120,7 +125,8 @@ func TestClusterStore(t *testing.T) {
 	// Kill the primary owning an invite: after its replica takes over,
 	// the state is there and (once the node is back as a replica)
 	// min_replicas can be met again.
-	s := newRedis(t, RedisOptions{Cluster: c.Addrs(), MinReplicas: 1, Options: Options{ReservationTTL: 30 * time.Second}})
+	s := newRedis(t, RedisOptions{Cluster: c.Addrs(), MinReplicas: 1, ReplicaTimeout: 3 * time.Second,
+		Options: Options{ReservationTTL: 30 * time.Second}})
 	must(t, s.Register(bg, "kill", 2, 0))
 	must(t, reserve(t, s, "kill").Commit(bg))
 	inv, _ := s.Keys("kill")
