@@ -122,8 +122,13 @@ func (a *adminAPI) listStores(w http.ResponseWriter) error {
 	}{Stores: []entry{}}
 	for _, name := range sortedNames(stores) {
 		typ := "redis"
-		if strings.HasPrefix(name, "memory") {
+		switch {
+		case strings.HasPrefix(name, "memory"):
 			typ = "memory"
+		case strings.HasPrefix(name, "sentinel://"):
+			typ = "redis-sentinel"
+		case strings.HasPrefix(name, "cluster://"):
+			typ = "redis-cluster"
 		}
 		out.Stores = append(out.Stores, entry{name, typ})
 	}

@@ -9,7 +9,9 @@
 //
 //   - Memory (NewMemory): one process. A mutex-protected map; keeping it
 //     across config reloads is up to the caller.
-//   - Redis (NewRedis): a fleet of instances sharing one Redis. Every step
+//   - Redis (NewRedis): a fleet of instances sharing one Redis server, a
+//     Sentinel-managed primary (RedisOptions.Sentinels, followed through
+//     failovers) or a Redis Cluster (RedisOptions.Cluster). Every step
 //     that checks and mutates is a Lua script (EVALSHA, falling back to
 //     EVAL), hence atomic across instances.
 //
@@ -20,11 +22,16 @@
 //	if 2xx { err = res.Commit(ctx) } else { err = res.Release(ctx) } // log err
 //
 // A reservation that is neither committed nor released (crashed instance,
-// lost connection) expires after Options.ReservationTTL (default 1 minute)
-// and its use is given back. A Commit that arrives after that still counts
-// the use (the member was admitted) and returns ErrReservationExpired, so
-// the anomaly can be logged; Used may then exceed Limit. Keep
-// ReservationTTL above the longest upstream request.
+// lost connection, lost write) lapses after Options.ReservationTTL
+// (default 1 minute). The Memory store then gives its use back; a Commit
+// that arrives after that still counts the use (the member was admitted)
+// and returns ErrReservationExpired, and Used may then exceed Limit. The
+// Redis store instead counts a lapsed reservation as used: its outcome is
+// unknown, and after a failover the commit that decided it may be the
+// write that was lost, so giving the use back could admit one member too
+// many. A late Commit then counts nothing more (ErrReservationExpired), a
+// late Release gives nothing back. Keep ReservationTTL above the longest
+// upstream request.
 //
 // Invites count as used up when committed uses plus live reservations reach
 // the limit, so a request may be refused while another one holding the last
@@ -55,9 +62,9 @@
 // the token's time caveat. A revoked record is never replaced by Register.
 //
 // Members of the sorted set are random reservation ids, scores are their
-// expiry in Unix milliseconds. Reserve removes expired members (score <=
-// now) before counting; the set's own TTL is kept at least as long as the
-// newest reservation's.
+// expiry in Unix milliseconds. Reserve moves lapsed members (score <= now)
+// into "used" before counting; the set lives as long as the hash (same
+// TTL, or none).
 //
 // A membership backend can manage invites with plain commands, e.g. with
 // redis-cli (quote the braces from the shell):
@@ -111,6 +118,33 @@
 // Reserve or Register is not idempotent), so a dead or stuck Redis fails
 // requests within about a second. NewRedis does not contact Redis; use
 // Ping to check it at provisioning.
+//
+// # Durability and failover
+//
+// Redis replicates asynchronously: a write the primary acknowledged can be
+// lost when a replica is promoted. RedisOptions.MinReplicas makes every
+// write that decides admission wait, on the connection that sent it, until
+// that many replicas acknowledged it (WAIT, bounded by
+// RedisOptions.ReplicaTimeout). Then:
+//
+//   - Reserve not replicated in time: the use is given back and
+//     ErrNotReplicated (an ErrUnavailable) returned; nothing is forwarded.
+//   - Commit not replicated in time: the use stays counted on the primary,
+//     ErrNotReplicated is returned for the log. If that primary is lost, the
+//     replicated reservation lapses on the new one and counts as used.
+//   - Register and Revoke not replicated in time: ErrNotReplicated; the
+//     write may still be on the primary (Revoke can simply be repeated).
+//   - Release does not wait: a lost release lapses and counts as used.
+//
+// Together with lapsed reservations counting as used, no failover can make
+// an invite admit more members than its limit; what can be lost is a use
+// (a reservation whose request failed but whose release was lost, or one
+// given back on the primary after a WAIT fell short while a replica had it).
+// With a Cluster, the script and WAIT go to the primary that owns the
+// invite's slot (both keys share it through the {id} hash tag); a MOVED
+// answer refreshes the slot map and retries. After a failover the promoted
+// replica has no replica of its own until one rejoins, so MinReplicas
+// refuses writes (fail closed) meanwhile.
 //
 // Because Commit is not retried, a Commit whose reply was lost may already
 // have counted; calling it again is safe: a reservation that is neither

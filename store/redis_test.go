@@ -219,7 +219,7 @@ func TestRedisURLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := s.client.Options()
+	o := s.single.Options()
 	if o.DialTimeout != 3*time.Second || o.ReadTimeout != DefaultRedisTimeout || o.WriteTimeout != DefaultRedisTimeout {
 		t.Errorf("timeouts %v/%v/%v", o.DialTimeout, o.ReadTimeout, o.WriteTimeout)
 	}
@@ -233,7 +233,7 @@ func TestRedisURLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o = s.client.Options()
+	o = s.single.Options()
 	if o.Password != "override" || o.TLSConfig == nil || o.TLSConfig.ServerName != "cache.example" || o.ReadTimeout != 200*time.Millisecond {
 		t.Errorf("options %+v", o)
 	}

@@ -38,9 +38,9 @@ var (
 	ErrInvalid = errors.New("invalid invite id, limit or ttl")
 	// ErrReservationExpired is returned by Commit when the reservation had
 	// already expired (the request outlived Options.ReservationTTL). The use
-	// IS still counted — the backend admitted somebody, and counting errs on
-	// the safe side (Used may then exceed Limit) — the error only tells the
-	// caller to log the anomaly.
+	// IS counted, once — the backend admitted somebody, and counting errs on
+	// the safe side (with the Memory store Used may then exceed Limit) — the
+	// error only tells the caller to log the anomaly.
 	ErrReservationExpired = errors.New("invite reservation expired before commit")
 	// ErrReleased is returned by Commit on a reservation that was already
 	// released through the same Reservation value; nothing is counted.
@@ -88,8 +88,9 @@ type Store interface {
 }
 
 // Reservation is one use taken by Reserve. Exactly one of Commit or Release
-// should follow; a reservation that sees neither expires after
-// Options.ReservationTTL and its use is given back.
+// should follow; a reservation that sees neither lapses after
+// Options.ReservationTTL: the Memory store gives its use back, the Redis
+// store counts it as used (see the package documentation).
 //
 // A Reservation is safe for concurrent use, though normally one request
 // owns it.
@@ -97,13 +98,14 @@ type Reservation interface {
 	// Commit keeps the use. Repeated calls return the first call's result
 	// without counting again (unless that result was ErrUnavailable, in
 	// which case the call can be retried). After expiry of the reservation
-	// the use is counted anyway and ErrReservationExpired is returned; if
+	// the use is counted (once) anyway and ErrReservationExpired is returned; if
 	// the invite record itself has disappeared ErrUnknown is returned.
 	// A revocation between Reserve and Commit does not stop the commit.
 	// After Release, Commit returns ErrReleased.
 	Commit(ctx context.Context) error
 	// Release gives the use back. It is idempotent, a no-op after Commit
-	// (so `defer res.Release(ctx)` is safe) and after expiry.
+	// (so `defer res.Release(ctx)` is safe) and after expiry (the Redis
+	// store has then counted the use).
 	Release(ctx context.Context) error
 }
 

@@ -25,6 +25,9 @@ type env struct {
 	resTTL time.Duration
 	// wait lets d pass on the store's clock.
 	wait func(d time.Duration)
+	// lapsedCounts: a reservation that expires without Commit or Release
+	// counts as used (Redis) instead of giving its use back (Memory).
+	lapsedCounts bool
 }
 
 type fakeClock struct {
@@ -84,7 +87,7 @@ func redisEnv(srv *redistest.Server) func(t *testing.T, short bool) *env {
 			t.Cleanup(func() { r.Close() })
 			return r
 		}
-		return &env{s: open(), peer: open, resTTL: redisShortTTL, wait: time.Sleep}
+		return &env{s: open(), peer: open, resTTL: redisShortTTL, wait: time.Sleep, lapsedCounts: true}
 	}
 }
 
@@ -490,6 +493,10 @@ func testRaceWithReleases(t *testing.T, e *env) {
 }
 
 func testReservationExpiry(t *testing.T, e *env) {
+	if e.lapsedCounts {
+		testReservationLapse(t, e)
+		return
+	}
 	must(t, e.s.Register(bg, "exp", 1, 0))
 	r1 := reserve(t, e.s, "exp")
 	_, err := e.s.Reserve(bg, "exp")
@@ -577,4 +584,49 @@ func testCommitAfterRecordExpired(t *testing.T, e *env) {
 	wantErr(t, r.Commit(bg), ErrUnknown)
 	_, err := e.s.Get(bg, "gone")
 	wantErr(t, err, ErrUnknown) // Commit did not resurrect the record
+}
+
+// testReservationLapse: in a store where a lapsed reservation counts as
+// used, its use never comes back, and a late Commit does not count twice.
+func testReservationLapse(t *testing.T, e *env) {
+	must(t, e.s.Register(bg, "exp", 2, 0))
+	r1 := reserve(t, e.s, "exp")
+	e.wait(e.resTTL)
+	eventually(t, "the reservation to lapse", func() bool { return get(t, e.s, "exp").Reserved == 0 })
+	if inv := get(t, e.s, "exp"); inv.Used != 1 {
+		t.Fatalf("after the lapse Get = %+v, want Used 1", inv)
+	}
+	r2 := reserve(t, e.peer(), "exp") // folds the lapsed one into used
+	_, err := e.s.Reserve(bg, "exp")
+	wantErr(t, err, ErrUsedUp)
+	// The request behind r1 finally completes: counted once, already.
+	wantErr(t, r1.Commit(bg), ErrReservationExpired)
+	wantErr(t, r1.Commit(bg), ErrReservationExpired)
+	if inv := get(t, e.s, "exp"); inv.Used != 1 || inv.Reserved != 1 {
+		t.Fatalf("Get = %+v", inv)
+	}
+	must(t, r2.Release(bg))
+	must(t, reserve(t, e.s, "exp").Commit(bg))
+	if inv := get(t, e.s, "exp"); inv.Used != 2 {
+		t.Fatalf("Get = %+v", inv)
+	}
+
+	// A Commit after the lapse, before any Reserve folded it: counted once.
+	must(t, e.s.Register(bg, "exp2", 1, 0))
+	r3 := reserve(t, e.s, "exp2")
+	e.wait(e.resTTL)
+	eventually(t, "the reservation to lapse", func() bool { return get(t, e.s, "exp2").Reserved == 0 })
+	wantErr(t, r3.Commit(bg), ErrReservationExpired)
+	if inv := get(t, e.s, "exp2"); inv.Used != 1 {
+		t.Fatalf("Get = %+v", inv)
+	}
+
+	// Release after the lapse does not give the use back.
+	must(t, e.s.Register(bg, "exp3", 1, 0))
+	r4 := reserve(t, e.s, "exp3")
+	e.wait(e.resTTL)
+	eventually(t, "the reservation to lapse", func() bool { return get(t, e.s, "exp3").Reserved == 0 })
+	must(t, r4.Release(bg))
+	_, err = e.s.Reserve(bg, "exp3")
+	wantErr(t, err, ErrUsedUp)
 }

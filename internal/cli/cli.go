@@ -59,9 +59,10 @@ type Runner struct {
 
 	// OpenStore, if set, replaces the built-in stores of the store-backed
 	// subcommands (`mint invite --register`, `revoke`): it gets the --redis
-	// URL, or "http://<admin address>" for the admin API. Nil (normal)
-	// means Caddy's admin API (--admin, default localhost:2019) or Redis
-	// (--redis).
+	// URL, "sentinel://<master>@<sentinels>", "cluster://<nodes>", or
+	// "http://<admin address>" for the admin API. Nil (normal) means
+	// Caddy's admin API (--admin, default localhost:2019) or Redis
+	// (--redis, --redis-sentinels, --redis-cluster).
 	OpenStore func(ctx context.Context, spec string) (InviteStore, error)
 }
 
@@ -103,7 +104,7 @@ func Tree() Command {
 				},
 			},
 			{Name: "inspect", Usage: "[<token>|-] [flags]", Short: "Decodes a token, prints its fields and optionally verifies it", Long: inspectHelp},
-			{Name: "revoke", Usage: "<token-id>|<token> [--admin <address> | --redis <url> [--redis-prefix <p>]]", Short: "Revokes a named invite in the invite store", Long: revokeHelp},
+			{Name: "revoke", Usage: "<token-id>|<token> [--admin <address> | --redis <url> | --redis-sentinels <h:p,…> --redis-master <name> | --redis-cluster <h:p,…>] [--redis-prefix <p>]", Short: "Revokes a named invite in the invite store", Long: revokeHelp},
 		},
 	}
 }

@@ -114,7 +114,7 @@ func (g genKeyFlag) parse() (map[uint64][]byte, error) {
 }
 
 // keyChoice describes which key the keyring picks for id, mirroring
-// tokens.Keyring (SPEC §1): with no generation keys the default key
+// tokens.Keyring (key rotation, docs/contract.md): with no generation keys the default key
 // verifies everything; otherwise tmp-N needs generation N's key, and named
 // and legacy tokens use the default key.
 func keyChoice(id tokens.Identifier, gens map[uint64][]byte) string {

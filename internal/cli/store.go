@@ -34,39 +34,98 @@ const DefaultAdminAddress = "localhost:2019"
 // so that it need not appear on the command line.
 const RedisPasswordEnv = "GROUP_JOIN_REDIS_PASSWORD"
 
+// RedisSentinelPasswordEnv, when set, is the password of the sentinels.
+const RedisSentinelPasswordEnv = "GROUP_JOIN_REDIS_SENTINEL_PASSWORD"
+
 // storeOpTimeout bounds one store operation of the CLI.
 const storeOpTimeout = 10 * time.Second
 
-// storeFlags select the store: --admin <address> or --redis <url>.
+// storeFlags select the store: --admin <address>, --redis <url>,
+// --redis-sentinels <addrs> with --redis-master <name>, or
+// --redis-cluster <addrs>.
 type storeFlags struct {
-	admin, redis, redisPrefix setString
+	admin, redis, redisPrefix                   setString
+	sentinels, master, cluster, db, minReplicas setString
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.Var(&s.admin, "admin", "")
 	fs.Var(&s.redis, "redis", "")
 	fs.Var(&s.redisPrefix, "redis-prefix", "")
+	fs.Var(&s.sentinels, "redis-sentinels", "")
+	fs.Var(&s.master, "redis-master", "")
+	fs.Var(&s.cluster, "redis-cluster", "")
+	fs.Var(&s.db, "redis-db", "")
+	fs.Var(&s.minReplicas, "min-replicas", "")
 }
 
-func (s *storeFlags) given() bool { return s.admin.set || s.redis.set || s.redisPrefix.set }
+// direct reports whether the store is reached directly in Redis.
+func (s *storeFlags) direct() bool { return s.redis.set || s.sentinels.set || s.cluster.set }
+
+func (s *storeFlags) given() bool {
+	return s.admin.set || s.direct() || s.redisPrefix.set || s.master.set || s.db.set || s.minReplicas.set
+}
 
 func (s *storeFlags) check() error {
+	modes := 0
+	for _, set := range []bool{s.admin.set, s.redis.set, s.sentinels.set, s.cluster.set} {
+		if set {
+			modes++
+		}
+	}
 	switch {
-	case s.admin.set && s.redis.set:
-		return errors.New("--admin and --redis exclude each other")
-	case s.redisPrefix.set && !s.redis.set:
-		return errors.New("--redis-prefix needs --redis")
+	case modes > 1:
+		return errors.New("--admin, --redis, --redis-sentinels and --redis-cluster exclude each other")
+	case s.redisPrefix.set && !s.direct():
+		return errors.New("--redis-prefix needs --redis, --redis-sentinels or --redis-cluster")
+	case s.minReplicas.set && !s.direct():
+		return errors.New("--min-replicas needs --redis, --redis-sentinels or --redis-cluster")
+	case s.master.set != s.sentinels.set:
+		return errors.New("--redis-sentinels and --redis-master go together")
+	case s.db.set && !s.sentinels.set:
+		return errors.New("--redis-db needs --redis-sentinels (a --redis URL names its database)")
 	case s.admin.set && s.admin.v == "":
 		return errors.New("--admin needs an address, e.g. localhost:2019")
 	case s.redis.set && s.redis.v == "":
 		return errors.New("--redis needs a URL, e.g. redis://127.0.0.1:6379/0")
+	case s.sentinels.set && len(splitAddrs(s.sentinels.v)) == 0:
+		return errors.New("--redis-sentinels needs host:port[,host:port…]")
+	case s.cluster.set && len(splitAddrs(s.cluster.v)) == 0:
+		return errors.New("--redis-cluster needs host:port[,host:port…]")
+	case s.master.set && s.master.v == "":
+		return errors.New("--redis-master needs the primary's name")
+	}
+	if s.db.set {
+		if n, err := strconv.Atoi(s.db.v); err != nil || n < 0 {
+			return fmt.Errorf("--redis-db: %q is not a database number", s.db.v)
+		}
+	}
+	if s.minReplicas.set {
+		if n, err := strconv.Atoi(s.minReplicas.v); err != nil || n < 0 {
+			return fmt.Errorf("--min-replicas: %q is not a number of replicas", s.minReplicas.v)
+		}
 	}
 	return nil
 }
 
+func splitAddrs(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // describe names the store for messages, without credentials.
 func (s *storeFlags) describe() string {
-	if s.redis.set {
+	switch {
+	case s.sentinels.set:
+		return "Redis primary " + s.master.v + " via sentinels " + strings.Join(splitAddrs(s.sentinels.v), ",")
+	case s.cluster.set:
+		return "Redis Cluster at " + strings.Join(splitAddrs(s.cluster.v), ",")
+	case s.redis.set:
 		if u, err := url.Parse(s.redis.v); err == nil && u.Host != "" {
 			return "Redis at " + u.Host
 		}
@@ -88,17 +147,31 @@ func (s *storeFlags) adminAddress() string {
 func (s *storeFlags) open(r *Runner, ctx context.Context) (InviteStore, func(), error) {
 	if r.OpenStore != nil {
 		spec := s.redis.v
-		if !s.redis.set {
+		switch {
+		case s.sentinels.set:
+			spec = "sentinel://" + s.master.v + "@" + strings.Join(splitAddrs(s.sentinels.v), ",")
+		case s.cluster.set:
+			spec = "cluster://" + strings.Join(splitAddrs(s.cluster.v), ",")
+		case !s.redis.set:
 			spec = "http://" + s.adminAddress()
 		}
 		st, err := r.OpenStore(ctx, spec)
 		return st, func() {}, err
 	}
-	if s.redis.set {
+	if s.direct() {
+		store.QuietRedisLogs()
+		db, _ := strconv.Atoi(s.db.v)
+		minRep, _ := strconv.Atoi(s.minReplicas.v)
 		rs, err := store.NewRedis(store.RedisOptions{
-			URL:       s.redis.v,
-			Password:  r.Getenv(RedisPasswordEnv),
-			KeyPrefix: s.redisPrefix.v,
+			URL:              s.redis.v,
+			Sentinels:        splitAddrs(s.sentinels.v),
+			MasterName:       s.master.v,
+			SentinelPassword: r.Getenv(RedisSentinelPasswordEnv),
+			Cluster:          splitAddrs(s.cluster.v),
+			DB:               db,
+			Password:         r.Getenv(RedisPasswordEnv),
+			KeyPrefix:        s.redisPrefix.v,
+			MinReplicas:      minRep,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -349,7 +422,8 @@ func (e *adminError) Error() string { return e.msg }
 func (e *adminError) Unwrap() error { return e.kind }
 
 // registerFlagsUsage is the registration part of `mint invite --help`.
-const registerFlagsUsage = `Registration in the invite store (named invites; SPEC §5):
+const registerFlagsUsage = `Registration in the invite store (named invites; see docs/contract.md
+and docs/high-availability.md):
   --register                   register the token id before printing the
                                token, until its time caveat (needs
                                --persistence nmd); if registration fails the
@@ -363,6 +437,13 @@ const registerFlagsUsage = `Registration in the invite store (named invites; SPE
                                $GROUP_JOIN_REDIS_PASSWORD)
   --redis-prefix <prefix>      key prefix (default groupjoin:), as the
                                handler's store key_prefix
+  --redis-sentinels <h:p,…>    directly in Redis, through these sentinels
+  --redis-master <name>          (with the primary's name; sentinel password
+                               from $GROUP_JOIN_REDIS_SENTINEL_PASSWORD)
+  --redis-db <n>               database with --redis-sentinels (default 0)
+  --redis-cluster <h:p,…>      directly in a Redis Cluster (seed nodes)
+  --min-replicas <n>           count the registration only once n replicas
+                               hold it (as the handler's min_replicas)
 `
 
 const revokeHelp = `Revokes a named invite in the invite store, at once for every Caddy
@@ -378,7 +459,14 @@ Store:
                                unix/<socket>)
   --redis <url>                directly in Redis (password also from
                                $GROUP_JOIN_REDIS_PASSWORD)
+  --redis-sentinels <h:p,…>    directly in Redis, through these sentinels,
+  --redis-master <name>          watching this primary (sentinel password
+                               from $GROUP_JOIN_REDIS_SENTINEL_PASSWORD)
+  --redis-db <n>               database with --redis-sentinels (default 0)
+  --redis-cluster <h:p,…>      directly in a Redis Cluster (seed nodes)
   --redis-prefix <prefix>      key prefix (default groupjoin:)
+  --min-replicas <n>           report success only once n replicas hold
+                               the revocation
 
 Prints "revoked <id>". Exit codes: 0 revoked; 2 usage error; 3 the store
 refused or could not be reached.

@@ -33,6 +33,12 @@ type Server struct {
 	port int
 	dir  string
 
+	// extra are more redis-server arguments; sentinelConf, if set, runs
+	// the server as a sentinel with that config file.
+	extra        []string
+	sentinelConf string
+	maxPort      int // 0: any
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
@@ -51,17 +57,32 @@ func Start(tb testing.TB) (addr string, stop func()) {
 // or restart it.
 func StartServer(tb testing.TB) *Server {
 	tb.Helper()
+	return StartServerArgs(tb)
+}
+
+// StartServerArgs is StartServer with more redis-server arguments, e.g.
+// "--replicaof", "127.0.0.1", "6379".
+func StartServerArgs(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	return startServer(tb, &Server{extra: extra})
+}
+
+func startServer(tb testing.TB, s *Server) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Skip(SkipMessage)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s.tb, s.bin, s.dir = tb, bin, tb.TempDir()
 	tb.Cleanup(s.Kill)
 	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 10; attempt++ {
 		port, err := freePort()
 		if err != nil {
 			tb.Fatalf("redistest: free port: %v", err)
+		}
+		if s.maxPort > 0 && port > s.maxPort {
+			continue
 		}
 		s.port = port
 		if lastErr = s.start(); lastErr == nil {
@@ -102,7 +123,17 @@ func (s *Server) Kill() {
 // same port, returning once it answers PING.
 func (s *Server) Restart() {
 	s.tb.Helper()
+	s.RestartArgs(s.extra...)
+}
+
+// RestartArgs is Restart with new extra arguments (e.g. to come back as
+// the replica of a new primary).
+func (s *Server) RestartArgs(extra ...string) {
+	s.tb.Helper()
 	s.Kill()
+	s.mu.Lock()
+	s.extra = extra
+	s.mu.Unlock()
 	deadline := time.Now().Add(ReadyTimeout)
 	for {
 		err := s.start()
@@ -144,7 +175,7 @@ func (s *Server) start() error {
 	if s.log == nil {
 		s.log = new(syncBuffer)
 	}
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -152,7 +183,14 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--loglevel", "warning",
-	)
+		// A new replica would otherwise wait 5s before its first sync.
+		"--repl-diskless-sync-delay", "0",
+	}
+	if s.sentinelConf != "" {
+		args = []string{s.sentinelConf, "--sentinel", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+			"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning"}
+	}
+	cmd := exec.Command(s.bin, append(args, s.extra...)...)
 	cmd.Stdout = s.log
 	cmd.Stderr = s.log
 	cmd.SysProcAttr = sysProcAttr()
