@@ -190,6 +190,14 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"store option without value", "group_join {\n key k\n store redis redis://a {\n  password\n }\n}", 4, []string{"wrong argument count", "'password'"}},
 		{"bad timeout", "group_join {\n key k\n store redis redis://a {\n  timeout soon\n }\n}", 4, []string{"timeout", `"soon"`, "not a positive duration"}},
 		{"zero reservation_ttl", "group_join {\n key k\n store redis redis://a {\n  reservation_ttl 0s\n }\n}", 4, []string{"reservation_ttl", `"0s"`, "not a positive duration"}},
+		{"service twice", "group_join {\n key k\n service ozw-a\n service ozw-b\n}", 4, []string{"service given twice (first at line 3)"}},
+		{"geoip_db twice", "group_join {\n key k\n geoip_db /a\n\n geoip_db /a\n}", 5, []string{"geoip_db given twice (first at line 3)"}},
+		{"asn_db twice", "group_join {\n asn_db /a\n key k\n asn_db /b\n}", 4, []string{"asn_db given twice (first at line 2)"}},
+		{"location_prefix twice", "group_join {\n key k\n location_prefix /a/\n location_prefix /b/\n}", 4, []string{"location_prefix given twice (first at line 3)"}},
+		{"max_body twice", "group_join {\n key k\n max_body 1KiB\n max_body 2KiB\n}", 4, []string{"max_body given twice (first at line 3)"}},
+		{"upstream_headers twice", "group_join {\n key k\n upstream_headers on\n upstream_headers off\n}", 4, []string{"upstream_headers given twice (first at line 3)"}},
+		{"store twice", "group_join {\n key k\n store memory\n store redis redis://a\n}", 4, []string{"store given twice (first at line 3)"}},
+		{"store twice after a block", "group_join {\n key k\n store redis redis://a {\n  tls\n }\n store memory\n}", 6, []string{"store given twice (first at line 3)"}},
 		{"arguments on the directive line", "group_join extra {\n key k\n}", 1, []string{"wrong argument count", "'extra'"}},
 	}
 	for _, c := range cases {
@@ -226,6 +234,7 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"no key", "service ozw-x", 7, "group_join needs at least one key"},
 		{"bad generation", "key x y", 6, "key generation must be a whole number"},
 		{"store redis without URL", "key k\n\t\tservice ozw-x\n\t\tstore redis", 8, "store redis needs a URL"},
+		{"service twice", "key k\n\t\tservice ozw-a\n\t\tservice ozw-b", 8, "service given twice (first at line 7)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
