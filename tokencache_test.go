@@ -222,7 +222,8 @@ func TestAccessCacheBounded(t *testing.T) {
 	// A full shard drops expired entries first.
 	var sh cacheShard
 	sh.m = make(map[[sha256.Size]byte]cacheEntry)
-	for i := range evictionSampling {
+	const full = 8
+	for i := range full {
 		until := now.Add(time.Hour).UnixNano()
 		if i == 3 {
 			until = now.UnixNano()
@@ -230,7 +231,7 @@ func TestAccessCacheBounded(t *testing.T) {
 		sh.m[key(i)] = cacheEntry{tok: &tokens.Token{}, until: until}
 	}
 	sh.evict(now.UnixNano())
-	if _, ok := sh.m[key(3)]; ok || len(sh.m) != evictionSampling-1 {
+	if _, ok := sh.m[key(3)]; ok || len(sh.m) != full-1 {
 		t.Fatalf("eviction kept the expired entry or dropped a live one: %d left", len(sh.m))
 	}
 	later := now.Add(2 * time.Second)
