@@ -50,6 +50,26 @@ func provisionJSON(port int, handler string) []byte {
 }`, port, handler))
 }
 
+// checkOnePrefix checks that a load error names the module once: Caddy
+// writes "provision http.handlers.group_join: " or
+// "http.handlers.group_join: invalid configuration: ", and the handler's
+// own message follows without a second "group_join:".
+func checkOnePrefix(t *testing.T, msg string) {
+	t.Helper()
+	const module = "http.handlers.group_join: "
+	i := strings.LastIndex(msg, module)
+	if i < 0 {
+		if !strings.Contains(msg, "decoding module config") { // a JSON field Caddy refused before provision
+			t.Errorf("error does not name %q:\n%s", module, msg)
+		}
+		return
+	}
+	own := strings.TrimPrefix(msg[i+len(module):], "invalid configuration: ")
+	if strings.HasPrefix(own, "group_join") {
+		t.Errorf("the handler's message repeats the module name:\n%s", msg)
+	}
+}
+
 func TestProvisionErrors(t *testing.T) {
 	dir := t.TempDir()
 	countryDB, err := mmdbtest.WriteCountryDB(dir, map[string]string{"127.0.0.1": "PL"})
@@ -124,6 +144,7 @@ func TestProvisionErrors(t *testing.T) {
 				t.Fatal("config loaded")
 			}
 			msg := err.Error()
+			checkOnePrefix(t, msg)
 			for _, w := range c.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error does not contain %q:\n%s", w, msg)
@@ -167,6 +188,7 @@ func TestProvisionErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("config loaded")
 			}
+			checkOnePrefix(t, err.Error())
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not contain %q:\n%s", w, err)
