@@ -11,12 +11,6 @@ import (
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
-// Open mmdb readers are shared by every handler (and every config
-// generation) that names the same unchanged files, so a reload does not
-// reopen them; a file replaced on disk (as geoipupdate does) is opened
-// anew by the next config load.
-var geoPool = caddy.NewUsagePool()
-
 type geoHandle struct{ *tokens.GeoDB }
 
 func (g geoHandle) Destruct() error { return g.Close() }

@@ -109,6 +109,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.answer(w, &d, st, invite, rec, nextErr)
 }
 
+// verifyInvite is Verifier.VerifyInvite with the caches in front of
+// Authenticate.
+func (h *Handler) verifyInvite(raw string, env *tokens.Env) (*tokens.Token, error) {
+	return h.invites.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckInvite)
+}
+
 // prepareUpstream sets what the backend relies on: trusted identity
 // headers, placeholders, and the body exactly as received.
 func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *requestState, who caller, invite *tokens.Token, body []byte) {

@@ -185,15 +185,3 @@ func (c *tokenCache) stats() (entries int, hits, misses uint64) {
 	}
 	return entries, hits, misses
 }
-
-// verifyAccess is Verifier.VerifyAccess with the caches in front of
-// Authenticate.
-func (h *Handler) verifyAccess(raw string, env *tokens.Env) (*tokens.Token, error) {
-	return h.access.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckAccess)
-}
-
-// verifyInvite is Verifier.VerifyInvite with the caches in front of
-// Authenticate.
-func (h *Handler) verifyInvite(raw string, env *tokens.Env) (*tokens.Token, error) {
-	return h.invites.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckInvite)
-}
