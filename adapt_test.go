@@ -35,10 +35,10 @@ func indentJSON(b []byte) string {
 	return out.String()
 }
 
-// The SPEC §4 site, with a generation key, a placeholder identity and a
+// The documented example site, with a generation key, a placeholder identity and a
 // memory store, adapts to exactly this JSON: group_join and reverse_proxy
 // share the path's route, group_join first, with no `order` option.
-const specSite = `example.com {
+const documentedSite = `example.com {
 	group_join /user/groups/join {
 		key {env.GROUP_JOIN_KEY}
 		key 3 {env.GROUP_JOIN_KEY_3}
@@ -50,7 +50,7 @@ const specSite = `example.com {
 }
 `
 
-const specSiteJSON = `{
+const documentedSiteJSON = `{
   "apps": {
     "http": {
       "servers": {
@@ -96,29 +96,29 @@ const specSiteJSON = `{
   }
 }`
 
-func TestAdaptSpecSite(t *testing.T) {
-	got := adaptStrict(t, specSite)
+func TestAdaptDocumentedSite(t *testing.T) {
+	got := adaptStrict(t, documentedSite)
 	var g, w any
 	if err := json.Unmarshal(got, &g); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(specSiteJSON), &w); err != nil {
+	if err := json.Unmarshal([]byte(documentedSiteJSON), &w); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(g, w) {
-		t.Fatalf("adapted JSON differs.\ngot:\n%s\nwant:\n%s", indentJSON(got), specSiteJSON)
+		t.Fatalf("adapted JSON differs.\ngot:\n%s\nwant:\n%s", indentJSON(got), documentedSiteJSON)
 	}
 	// {env.X} is resolved at provision, never at adapt time: the secret
 	// never lands in the JSON config (which the admin API would serve).
 	t.Setenv("GROUP_JOIN_KEY", "must-not-appear-in-json")
-	if out := adaptStrict(t, specSite); bytes.Contains(out, []byte("must-not-appear-in-json")) {
+	if out := adaptStrict(t, documentedSite); bytes.Contains(out, []byte("must-not-appear-in-json")) {
 		t.Fatalf("{env.X} resolved at adapt time:\n%s", out)
 	}
 
 	// The JSON the adapter wrote decodes to the same Handler as the
 	// Caddyfile block does.
 	var fromCaddyfile Handler
-	block := specSite[strings.Index(specSite, "group_join"):strings.Index(specSite, "\treverse_proxy")]
+	block := documentedSite[strings.Index(documentedSite, "group_join"):strings.Index(documentedSite, "\treverse_proxy")]
 	block = strings.Replace(block, "/user/groups/join ", "", 1) // the matcher is the Helper's business
 	if err := fromCaddyfile.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
 		t.Fatal(err)

@@ -39,7 +39,8 @@ type edgeOpts struct {
 }
 
 // edge is an in-process Caddy logging everything at DEBUG to one file, with
-// the SPEC §6 filters on both the default log and the access log.
+// the documented secret-redacting filters on both the default log and the
+// access log.
 type edge struct {
 	*site
 	logPath string

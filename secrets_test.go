@@ -46,9 +46,9 @@ func bytesForms(b []byte) []string {
 
 // TestSecretsNeverLogged runs a whole scenario — success, every rejection
 // kind, store refusals and failures, backend failures — with Caddy at
-// DEBUG and the access log on, both with SPEC §6's filter, and checks that
-// no token, signature, key or store password appears in any log line or
-// answer body.
+// DEBUG and the access log on, both with the documented redacting filter,
+// and checks that no token, signature, key or store password appears in
+// any log line or answer body.
 func TestSecretsNeverLogged(t *testing.T) {
 	const storeTTL = 19 * time.Minute
 	const redisPassword = "redis-pass-never-logged-7781"

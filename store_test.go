@@ -21,7 +21,7 @@ import (
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
-// Invite store (SPEC §5) on one instance: the memory store through the
+// Invite store (usage limits and revocation of named invites) on one instance: the memory store through the
 // in-process Caddy, with the admin API on a loopback port. fleet_test.go
 // does the same with three Caddy processes sharing a real Redis.
 
