@@ -307,10 +307,7 @@ func TestGeoDatabaseUpdatedOnReload(t *testing.T) {
 	}
 
 	replaceGeoDBs(t, dir, country, asn, "FR", 64501)
-	if err := testcaddy.Reload(t, cfg); err != nil {
-		t.Fatal(err)
-	}
-	testcaddy.WaitOneListener(t, s.port)
+	s.reload(t, cfg)
 	for caveat, want := range map[string]int{"geo.country = FR": 201, "geo.country = PL": 400, "asn = 64501": 201, "asn = 64500": 400} {
 		if got := status(caveat); got != want {
 			t.Errorf("after the update and a reload, %q: status %d, want %d", caveat, got, want)

@@ -12,8 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,120 +26,6 @@ import (
 // real in-process Caddy to group_join in front of a real backend that
 // counts what reaches it. Every row names the exact answer; none of them may
 // reach the backend, none may panic.
-
-// edgeOpts shapes the Caddyfile of an edge under test.
-type edgeOpts struct {
-	options  string // body of the group_join block
-	servers  string // extra lines of the global servers block
-	proxy    string // body of the reverse_proxy block
-	upstream string // reverse_proxy upstream; default: the backend
-	nolog    bool   // no access log (the default log still goes to the file)
-}
-
-// edge is an in-process Caddy logging everything at DEBUG to one file, with
-// the documented secret-redacting filters on both the default log and the
-// access log.
-type edge struct {
-	*site
-	logPath string
-}
-
-func edgeCaddyfile(port int, logPath, upstream string, o edgeOpts) string {
-	if o.upstream != "" {
-		upstream = o.upstream
-	}
-	access := fmt.Sprintf(`log {
-		output file %s
-		format filter {
-			request>headers>X-Auth-Token delete
-			request>headers>Macaroon delete
-		}
-	}`, logPath)
-	if o.nolog {
-		access = ""
-	}
-	return fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output file %[2]s
-		level DEBUG
-		format filter {
-			request>headers>X-Auth-Token delete
-			request>headers>Macaroon delete
-		}
-	}
-	servers {
-		trusted_proxies static 10.9.0.0/16
-		%[4]s
-	}
-}
-:%[1]d {
-	%[7]s
-	group_join /user/groups/join {
-		%[5]s
-	}
-	reverse_proxy /user/groups/join %[3]s {
-		%[6]s
-	}
-}
-`, port, logPath, upstream, o.servers, o.options, o.proxy, access)
-}
-
-// startEdge loads an edge in front of a new counting backend.
-func startEdge(t *testing.T, o edgeOpts) *edge {
-	t.Helper()
-	b := newBackend(t)
-	port := testcaddy.FreePort(t)
-	logPath := filepath.Join(t.TempDir(), "caddy.log")
-	testcaddy.LoadCaddyfile(t, edgeCaddyfile(port, logPath, b.addr(), o))
-	e := &edge{logPath: logPath, site: &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		client: testcaddy.Client(20 * time.Second)}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("caddy log (tail):\n%s", tail(e.logText(), 6000))
-		}
-	})
-	return e
-}
-
-// reload replaces the running config with o on the same port, backend and
-// log file, the way `caddy reload` does, then waits until the old server's
-// listener is gone (see testcaddy.WaitOneListener).
-func (e *edge) reload(t *testing.T, o edgeOpts) {
-	t.Helper()
-	if err := testcaddy.Reload(t, testcaddy.Adapt(t, edgeCaddyfile(e.port, e.logPath, e.backend.addr(), o))); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
-	testcaddy.WaitOneListener(t, e.port)
-}
-
-func (e *edge) addr() string { return strings.TrimPrefix(e.url, "http://") }
-
-func (e *edge) logText() string {
-	b, _ := os.ReadFile(e.logPath)
-	return string(b)
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// checkNoPanic fails when Caddy logged a recovered panic (net/http logs
-// "http: panic serving …" through Caddy's logger).
-func (e *edge) checkNoPanic(t *testing.T) {
-	t.Helper()
-	for _, line := range strings.Split(e.logText(), "\n") {
-		if strings.Contains(strings.ToLower(line), "panic") {
-			t.Errorf("panic in Caddy's log: %s", tail(line, 2000))
-		}
-	}
-}
 
 // rawExchange writes req (request line, headers and body, already framed)
 // on a fresh connection while reading the answer, so a server that answers
@@ -696,30 +580,6 @@ func rawHalfClosed(addr, req string) (*http.Response, []byte, error) {
 	return resp, b, nil
 }
 
-// checkDocumented asserts the documented error document: exactly
-// {"error": code, "error_description": "<text>"} as application/json.
-func checkDocumented(t *testing.T, resp *http.Response, body []byte, status int, code, desc string) {
-	t.Helper()
-	if resp.StatusCode != status {
-		t.Fatalf("status %d, want %d; body %.300q", resp.StatusCode, status, body)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		t.Fatalf("body is not JSON: %.300q", body)
-	}
-	got, _ := doc["error"].(string)
-	d, isString := doc["error_description"].(string)
-	if len(doc) != 2 || got != code || !isString || d == "" {
-		t.Errorf("body %s, want error %q with a description", body, code)
-	}
-	if desc != "" && !strings.Contains(d, desc) {
-		t.Errorf("description %q, want it to contain %q", d, desc)
-	}
-}
-
 func TestHostileCorpus(t *testing.T) {
 	e := startEdge(t, edgeOpts{options: hostileOptions})
 	rows := hostileRows(t)
@@ -759,7 +619,7 @@ func TestHostileCorpus(t *testing.T) {
 		}
 	}
 	run(false)
-	e.reload(t, edgeOpts{options: hostileOptions + "\n\t\tmax_body 3MiB", servers: "max_header_size 2MB"})
+	e.reload(t, testcaddy.Adapt(t, e.config(edgeOpts{options: hostileOptions + "\n\t\tmax_body 3MiB", servers: "max_header_size 2MB"})))
 	run(true)
 
 	if n := len(e.backend.requests()); n != 0 {

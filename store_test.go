@@ -215,12 +215,10 @@ func startStoreEdge(t *testing.T, options string) *storeEdge {
 	}
 }
 
-func (e *storeEdge) reload(t *testing.T, options string) {
-	t.Helper()
-	if err := testcaddy.Reload(t, testcaddy.Adapt(t, storeEdgeConfig(e.port, e.adminPort, e.backend.addr(), options))); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
-	testcaddy.WaitOneListener(t, e.port)
+// config is the edge's Caddyfile with options, on the same ports and
+// backend.
+func (e *storeEdge) config(options string) string {
+	return storeEdgeConfig(e.port, e.adminPort, e.backend.addr(), options)
 }
 
 // expectBackend asserts how many requests reached the backend so far: the
@@ -381,7 +379,7 @@ func TestStoreMemory(t *testing.T) {
 			t.Fatal("revoke failed")
 		}
 
-		e.reload(t, "\t\tstore memory\n\t\tlocation_prefix /groups/")
+		e.reload(t, testcaddy.Adapt(t, e.config("\t\tstore memory\n\t\tlocation_prefix /groups/")))
 		if st := getInviteState(t, e.admin, id); st.Used != 1 {
 			t.Fatalf("state after reload %+v", st)
 		}
@@ -407,7 +405,7 @@ func TestStoreMemory(t *testing.T) {
 		}
 
 		// A different store configuration is a different (empty) store.
-		e.reload(t, "\t\tstore memory {\n\t\t\treservation_ttl 30s\n\t\t}")
+		e.reload(t, testcaddy.Adapt(t, e.config("\t\tstore memory {\n\t\t\treservation_ttl 30s\n\t\t}")))
 		expectJoin(t, postJoin(e.url, tok, user), 400, "invalid_token", descUnknown)
 		status, body := adminCall(t, e.admin, http.MethodGet, "/group-join/stores", "")
 		if status != 200 || strings.TrimSpace(body) != `{"stores":[{"name":"memory,reservation_ttl=30s","type":"memory"}]}` {

@@ -6,15 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
@@ -23,54 +20,6 @@ import (
 // is still refused once its time caveat passes, its ip caveat is still
 // checked on every request, tokens of a generation a reload removed are
 // refused, and the cache stays bounded.
-
-// provisionHandler provisions h the way Caddy does, outside of a running
-// Caddy, and releases it when the test ends.
-func provisionHandler(tb testing.TB, h *Handler) *Handler {
-	tb.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	tb.Cleanup(cancel)
-	// Without a Caddy config, ctx.Logger() is a development logger on
-	// stderr: keep its provision line out of test and benchmark output.
-	stderr := os.Stderr
-	os.Stderr, _ = os.Open(os.DevNull)
-	err := h.Provision(ctx)
-	os.Stderr.Close()
-	os.Stderr = stderr
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = h.Cleanup() })
-	if err := h.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	h.logger = zap.NewNop()
-	return h
-}
-
-// handlerRequest builds a join request as Caddy's server hands it to
-// handlers: a replacer and the vars map (with the client IP) in its
-// context.
-func handlerRequest(ip, accessToken, body string) *http.Request {
-	repl := caddy.NewReplacer()
-	// Caddy's server adds its http.* provider to every request's replacer.
-	repl.Map(func(string) (any, bool) { return nil, false })
-	vars := map[string]any{caddyhttp.ClientIPVarKey: ip}
-	ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl)
-	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, vars)
-	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1/user/groups/join", strings.NewReader(body))
-	r.RemoteAddr = ip + ":40000"
-	r.Header.Set("Content-Type", "application/json")
-	if accessToken != "" {
-		r.Header.Set("X-Auth-Token", accessToken)
-	}
-	return r
-}
-
-// clock is a settable test clock.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
 
 // cacheFixture is a provisioned handler with a test clock and a backend
 // that counts what reaches it.
