@@ -40,6 +40,7 @@ func (f *fleet) urls() []string {
 
 func startFleet(t *testing.T, n int) *fleet {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	f := &fleet{redis: redistest.StartServer(t), backend: newBackend(t)}
 	for range n {
 		port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)

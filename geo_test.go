@@ -18,6 +18,7 @@ import (
 // client address the caveats see is the one in X-Forwarded-For.
 func startGeoSite(t *testing.T) *site {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	dir := t.TempDir()
 	country, err := mmdbtest.WriteCountryDB(dir, map[string]string{
 		"127.0.0.1":       "PL",

@@ -88,6 +88,7 @@ type site struct {
 // extra site directives; %[1]d is the HTTP port and %[2]s the backend.
 func startSite(t *testing.T, options string, extra ...string) *site {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
 	cfg := testGlobals(port, "off", `	servers {
@@ -263,6 +264,7 @@ func edgeCaddyfile(port int, logPath, upstream string, o edgeOpts) string {
 // startEdge loads an edge in front of a new counting backend.
 func startEdge(t *testing.T, o edgeOpts) *edge {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
 	logPath := filepath.Join(t.TempDir(), "caddy.log")

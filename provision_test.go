@@ -18,6 +18,7 @@ import (
 // load error. A config that loads is stopped when the test ends.
 func loadConfigErr(t *testing.T, cfg []byte) error {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	err := caddy.Load(cfg, true)
 	if err == nil {
 		t.Cleanup(func() { _ = caddy.Stop() })

@@ -205,6 +205,7 @@ type storeEdge struct {
 
 func startStoreEdge(t *testing.T, options string) *storeEdge {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	b := newBackend(t)
 	port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
 	testcaddy.LoadCaddyfile(t, storeEdgeConfig(port, adminPort, b.addr(), options))
