@@ -2,14 +2,17 @@ package groupjoin
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func TestEdgeSuccess(t *testing.T) {
@@ -64,60 +67,6 @@ func TestEdgeSuccess(t *testing.T) {
 	// transparently); the client's codings must not reach the backend.
 	if ae := got.header.Get("Accept-Encoding"); strings.Contains(ae, "br") || strings.Contains(ae, "zstd") {
 		t.Errorf("client Accept-Encoding forwarded: %q", ae)
-	}
-}
-
-func TestIdentitySources(t *testing.T) {
-	// basic_auth sets {http.auth.user.id}; the placeholder source reads it.
-	// Password "secret", bcrypt at the lowest cost to keep the test fast.
-	h, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash := string(h)
-	s := startSite(t, "key "+testSecret+"\n\t\tidentity access_token\n\t\tidentity placeholder {http.auth.user.id}",
-		"basic_auth /user/groups/join {\n\t\tcarol "+hash+"\n\t}")
-	inv := joinBody(invite(t, "g1"))
-	check := func(name string, wantUser string, headers ...string) {
-		t.Run(name, func(t *testing.T) {
-			s.backend.reset()
-			resp := s.join(inv, headers...)
-			if resp.StatusCode != http.StatusCreated {
-				t.Fatalf("status %d %s", resp.StatusCode, bodyOf(resp))
-			}
-			reqs := s.backend.requests()
-			if len(reqs) != 1 || reqs[0].header.Get("X-User-Id") != wantUser {
-				t.Fatalf("backend saw %+v", reqs)
-			}
-		})
-	}
-	// With basic_auth in front, every request needs the password; the
-	// access token (if any) is tried first.
-	basic := []string{"Authorization", "Basic Y2Fyb2w6c2VjcmV0"} // carol:secret
-	check("placeholder", "carol", basic...)
-	check("X-Auth-Token before placeholder", "alice", append(basic, "X-Auth-Token", access(t, "alice"))...)
-	check("Macaroon header", "dave", append(basic, "Macaroon", access(t, "dave"))...)
-	resp := s.join(inv, append(basic, "X-Auth-Token", "broken")...)
-	expectError(t, resp, 401, "invalid_token")
-}
-
-func TestBearerAndMacaroonHeaders(t *testing.T) {
-	s := startSite(t, "key "+testSecret)
-	inv := joinBody(invite(t, "g1"))
-	for _, h := range [][]string{
-		{"Authorization", "Bearer " + access(t, "u1")},
-		{"Authorization", "bearer " + access(t, "u1")},
-		{"Macaroon", access(t, "u1")},
-		{"X-Auth-Token", access(t, "u1"), "Authorization", "Bearer garbage"},
-	} {
-		s.backend.reset()
-		resp := s.join(inv, h...)
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("%s: status %d %s", h[0], resp.StatusCode, bodyOf(resp))
-		}
-		if u := s.backend.requests()[0].header.Get("X-User-Id"); u != "u1" {
-			t.Fatalf("user %q", u)
-		}
 	}
 }
 
@@ -271,5 +220,104 @@ func TestTrustedProxiesClientIP(t *testing.T) {
 	resp = s.join(joinBody(invite(t, "g1", "ip = 127.0.0.1")), append(auth, "X-Forwarded-For", "203.0.113.9")...)
 	if resp.StatusCode != 201 {
 		t.Fatalf("status %d %s", resp.StatusCode, bodyOf(resp))
+	}
+}
+
+func TestForwardBodyAndUpstreamHeaders(t *testing.T) {
+	f := newCacheFixture(t)
+	user := access(t, "alice")
+	body := joinBody(invite(t, "g1"))
+	var seen [][]byte
+	var hdr http.Header
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		b, _ := io.ReadAll(r.Body)
+		seen = append(seen, b)
+		if r.ContentLength != int64(len(body)) {
+			t.Errorf("ContentLength %d, want %d", r.ContentLength, len(body))
+		}
+		for range 2 { // GetBody hands out fresh readers of the same bytes
+			rc, err := r.GetBody()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(rc)
+			seen = append(seen, b)
+			if err := rc.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A later handler appending to one header must not touch the
+		// others that share its allocation.
+		r.Header.Add("X-User-Id", "appended")
+		hdr = r.Header.Clone()
+		w.WriteHeader(http.StatusNoContent)
+		return r.Body.Close()
+	})
+	r := handlerRequest("192.0.2.1", user, body)
+	r.Header.Set("X-User-Id", "mallory")
+	r.Header.Add("X-Group-Id", "g-forged")
+	w := httptest.NewRecorder()
+	if err := f.h.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusCreated {
+		t.Fatalf("status %d, err %v", w.Code, err)
+	}
+	for i, b := range seen {
+		if string(b) != body {
+			t.Fatalf("read %d: body %q, want the bytes received", i, b)
+		}
+	}
+	want := map[string][]string{
+		"X-User-Id":         {"alice", "appended"},
+		"X-Group-Id":        {"g1"},
+		"X-Invite-Token-Id": {hdr.Get("X-Invite-Token-Id")},
+		"X-Invite-Issuer":   {"usr-bob"},
+	}
+	for k, v := range want {
+		if got := hdr[k]; strings.Join(got, ",") != strings.Join(v, ",") || got[0] == "" {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+}
+
+// The {http.group_join.*} placeholders (one replacer provider) and
+// {http.auth.user.id} (Set) reach the handlers after group_join.
+func TestPlaceholdersReachLaterHandlers(t *testing.T) {
+	b := newBackend(t)
+	port := testcaddy.FreePort(t)
+	testcaddy.LoadCaddyfile(t, testGlobals(port, "off")+fmt.Sprintf(`:%[1]d {
+	group_join /user/groups/join {
+		key %[3]s
+		upstream_headers off
+	}
+	reverse_proxy /user/groups/join %[2]s {
+		header_up X-Echo-User {http.group_join.user_id}
+		header_up X-Echo-Group {http.group_join.group_id}
+		header_up X-Echo-Token {http.group_join.token_id}
+		header_up X-Echo-Issuer {http.group_join.issuer}
+		header_up X-Echo-Auth {http.auth.user.id}
+		header_up X-Echo-Other "[{http.group_join.other}]"
+	}
+}
+`, port, b.addr(), testSecret))
+	s := &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+	inv := mintT(t, testSecret, tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g7", "tok7"))
+	resp := s.join(joinBody(inv), "X-Auth-Token", access(t, "alice"))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d body %s", resp.StatusCode, bodyOf(resp))
+	}
+	reqs := b.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests at the backend", len(reqs))
+	}
+	for k, want := range map[string]string{
+		"X-Echo-User": "alice", "X-Echo-Group": "g7", "X-Echo-Token": "tok7", "X-Echo-Issuer": "usr-bob",
+		"X-Echo-Auth": "alice", "X-User-Id": "",
+		// Not a placeholder of ours: left as written (header_up replaces
+		// known placeholders only).
+		"X-Echo-Other": "[{http.group_join.other}]",
+	} {
+		if got := reqs[0].header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
 	}
 }
