@@ -172,20 +172,10 @@ func access(t testing.TB, user string, cavs ...string) string {
 
 func joinBody(tok string) string { return `{"token":"` + tok + `"}` }
 
-// expectError checks an edge-made or normalised error answer.
+// expectError checks a response from site.do with checkDocumented.
 func expectError(t *testing.T, resp *http.Response, status int, code string) {
 	t.Helper()
-	body := bodyOf(resp)
-	if resp.StatusCode != status {
-		t.Fatalf("status %d, want %d; body %s", resp.StatusCode, status, body)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	want := `"error":"` + code + `"`
-	if !strings.Contains(body, want) || !strings.Contains(body, `"error_description":"`) {
-		t.Errorf("body %s, want error %q", body, code)
-	}
+	checkDocumented(t, resp, []byte(bodyOf(resp)), status, code, "")
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
@@ -310,8 +300,9 @@ func (e *edge) checkNoPanic(t *testing.T) {
 	}
 }
 
-// checkDocumented asserts the documented error document: exactly
-// {"error": code, "error_description": "<text>"} as application/json.
+// checkDocumented is the one check of an error answer, edge-made or
+// normalised: the status, Content-Type application/json, and exactly
+// {"error": code, "error_description": "<non-empty text containing desc>"}.
 func checkDocumented(t *testing.T, resp *http.Response, body []byte, status int, code, desc string) {
 	t.Helper()
 	if resp.StatusCode != status {

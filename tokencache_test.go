@@ -54,11 +54,17 @@ func (f *cacheFixture) join(t *testing.T, ip, user string) *httptest.ResponseRec
 	return w
 }
 
-func (f *cacheFixture) expect(t *testing.T, w *httptest.ResponseRecorder, status int, inBody string) {
+// expect checks a 201, or the documented error with code and a
+// description containing desc.
+func (f *cacheFixture) expect(t *testing.T, w *httptest.ResponseRecorder, status int, code, desc string) {
 	t.Helper()
-	if w.Code != status || !strings.Contains(w.Body.String(), inBody) {
-		t.Fatalf("status %d body %q, want %d with %q", w.Code, w.Body.String(), status, inBody)
+	if status == http.StatusCreated {
+		if w.Code != status {
+			t.Fatalf("status %d body %q, want %d", w.Code, w.Body.String(), status)
+		}
+		return
 	}
+	checkDocumented(t, w.Result(), w.Body.Bytes(), status, code, desc)
 }
 
 // stats asserts the access tokens' passed cache's counters.
@@ -80,17 +86,17 @@ func TestAccessCacheHonoursTimeCaveat(t *testing.T) {
 	t0 := f.clk.t
 	user := access(t, "alice", tokens.TimeCaveat(t0.Add(time.Minute)))
 
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 0, 1)
 	f.clk.t = t0.Add(59 * time.Second)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 1) // served from the cache
 
 	// The time caveat passes: refused, although the token was cached.
 	f.clk.t = t0.Add(time.Minute)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "expired")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "invalid_token", "expired")
 	f.clk.t = t0.Add(time.Hour)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "expired")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "invalid_token", "expired")
 	if f.forward != 2 {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
 	}
@@ -104,28 +110,28 @@ func TestAccessCacheEntryNeverOutlivesTTL(t *testing.T) {
 	f := newCacheFixture(t)
 	t0 := f.clk.t
 	user := access(t, "alice") // no time caveat at all
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.clk.t = t0.Add(tokenCacheTTL - time.Second)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 1)
 	// After the TTL the token is verified again (a miss), then cached anew.
 	f.clk.t = t0.Add(tokenCacheTTL)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 2)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 2, 2)
 }
 
 func TestAccessCacheChecksIPCaveatPerRequest(t *testing.T) {
 	f := newCacheFixture(t)
 	user := access(t, "alice", "ip = 192.0.2.0/24")
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
-	f.expect(t, f.join(t, "192.0.2.77", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
+	f.expect(t, f.join(t, "192.0.2.77", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 1)
 	// Same cached token from another address: refused, from the cache.
-	f.expect(t, f.join(t, "198.51.100.1", user), http.StatusUnauthorized, "invalid_token")
+	f.expect(t, f.join(t, "198.51.100.1", user), http.StatusUnauthorized, "invalid_token", "")
 	f.stats(t, 1, 2, 1)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	if f.forward != 3 {
 		t.Fatalf("%d requests forwarded, want 3", f.forward)
 	}
@@ -137,7 +143,7 @@ func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
 	inviteAsUser := invite(t, "g1")
 	wrongService := access(t, "alice", "service = ozw-elsewhere")
 	for _, tok := range []string{forged, forged, inviteAsUser, inviteAsUser, wrongService, wrongService} {
-		f.expect(t, f.join(t, "192.0.2.1", tok), http.StatusUnauthorized, "invalid_token")
+		f.expect(t, f.join(t, "192.0.2.1", tok), http.StatusUnauthorized, "invalid_token", "")
 	}
 	if e, h, _ := f.h.access.passed.stats(); e != 0 || h != 0 {
 		t.Fatalf("refused tokens in the cache: %d entries, %d hits", e, h)
@@ -145,12 +151,12 @@ func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
 	// A token that differs from a cached one is its own entry: the cache
 	// never answers for a token it has not verified.
 	user := access(t, "alice")
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	tampered := user[:len(user)-2] + "AA"
 	if tampered == user {
 		tampered = user[:len(user)-2] + "BB"
 	}
-	f.expect(t, f.join(t, "192.0.2.1", tampered), http.StatusUnauthorized, "invalid_token")
+	f.expect(t, f.join(t, "192.0.2.1", tampered), http.StatusUnauthorized, "invalid_token", "")
 }
 
 func TestAccessCacheBounded(t *testing.T) {
@@ -224,13 +230,13 @@ func TestAccessCacheRevokedGenerationAfterReload(t *testing.T) {
 func TestAccessCacheBelongsToItsHandler(t *testing.T) {
 	f := newCacheFixture(t)
 	user := access(t, "alice")
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	other := provisionHandler(t, &Handler{Keys: []Key{{Secret: "a different secret"}}})
 	w := httptest.NewRecorder()
 	if err := other.ServeHTTP(w, handlerRequest("192.0.2.1", user, joinBody(invite(t, "g1"))), f.next); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, w, http.StatusUnauthorized, "invalid_token")
+	f.expect(t, w, http.StatusUnauthorized, "invalid_token", "")
 	if e, _, _ := other.access.passed.stats(); e != 0 {
 		t.Fatalf("new handler's cache has %d entries", e)
 	}
@@ -261,11 +267,11 @@ func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
 	t0 := f.clk.t
 	inv := invite(t, "g1", tokens.TimeCaveat(t0.Add(time.Minute)))
 	for _, u := range []string{"alice", "carol"} {
-		f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, u), inv), http.StatusCreated, "")
+		f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, u), inv), http.StatusCreated, "", "")
 	}
 	f.inviteStats(t, 1, 1, 1)
 	f.clk.t = t0.Add(time.Minute)
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusBadRequest, "Invite token has expired.")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusBadRequest, "invalid_token", "Invite token has expired.")
 	if f.forward != 2 {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
 	}
@@ -279,12 +285,12 @@ func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
 func TestInviteCacheTTL(t *testing.T) {
 	f := newCacheFixture(t)
 	inv := invite(t, "g1") // no time caveat
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), inv), http.StatusCreated, "", "")
 	f.clk.t = f.clk.t.Add(tokenCacheTTL - time.Second)
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), inv), http.StatusCreated, "", "")
 	f.inviteStats(t, 1, 1, 1)
 	f.clk.t = f.clk.t.Add(time.Second)
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusCreated, "", "")
 	f.inviteStats(t, 1, 1, 2) // verified again, then cached again
 }
 
@@ -292,10 +298,10 @@ func TestInviteCacheChecksCaveatsOnEveryRequest(t *testing.T) {
 	f := newCacheFixture(t)
 	alice, carol := access(t, "alice"), access(t, "carol")
 	inv := invite(t, "g1", "ip = 192.0.2.0/24", "consumer = usr-alice")
-	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, inv), http.StatusCreated, "")
-	f.expect(t, f.joinInvite(t, "198.51.100.7", alice, inv), http.StatusBadRequest, genericInviteDesc)
-	f.expect(t, f.joinInvite(t, "192.0.2.9", carol, inv), http.StatusForbidden, "not meant for the current user")
-	f.expect(t, f.joinInvite(t, "192.0.2.9", alice, inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, inv), http.StatusCreated, "", "")
+	f.expect(t, f.joinInvite(t, "198.51.100.7", alice, inv), http.StatusBadRequest, "invalid_token", genericInviteDesc)
+	f.expect(t, f.joinInvite(t, "192.0.2.9", carol, inv), http.StatusForbidden, "forbidden", "not meant for the current user")
+	f.expect(t, f.joinInvite(t, "192.0.2.9", alice, inv), http.StatusCreated, "", "")
 	f.inviteStats(t, 1, 3, 1)
 	if f.forward != 2 {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
@@ -309,9 +315,9 @@ func TestInviteCacheRefusedNeverCached(t *testing.T) {
 	bound := invite(t, "g1", "consumer = usr-carol")
 	accessTok := access(t, "dave")
 	for range 2 {
-		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, forged), http.StatusBadRequest, genericInviteDesc)
-		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, bound), http.StatusForbidden, "")
-		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, accessTok), http.StatusBadRequest, "not a group invite")
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, forged), http.StatusBadRequest, "invalid_token", genericInviteDesc)
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, bound), http.StatusForbidden, "forbidden", "")
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, accessTok), http.StatusBadRequest, "invalid_token", "not a group invite")
 	}
 	f.inviteStats(t, 0, 0, 6)
 	if f.forward != 0 {
@@ -341,18 +347,18 @@ func TestInviteCacheStoreStillDecides(t *testing.T) {
 	if err := f.h.store.Register(ctx, onceID, 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), once), http.StatusCreated, "")
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), once), http.StatusBadRequest, "usage limit")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), once), http.StatusCreated, "", "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), once), http.StatusBadRequest, "invalid_token", "usage limit")
 
 	revoked, revokedID := mint()
 	if err := f.h.store.Register(ctx, revokedID, 10, 0); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), revoked), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), revoked), http.StatusCreated, "", "")
 	if err := f.h.store.Revoke(ctx, revokedID); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), revoked), http.StatusBadRequest, "revoked")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), revoked), http.StatusBadRequest, "invalid_token", "revoked")
 	f.inviteStats(t, 2, 2, 2)
 	if forwarded != 2 {
 		t.Fatalf("%d requests forwarded, want 2", forwarded)
@@ -460,7 +466,7 @@ func TestRefusedTokensNeverEvictPassed(t *testing.T) {
 	f := newCacheFixture(t)
 	alice := access(t, "alice")
 	good := invite(t, "g1")
-	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "", "")
 	junk := invite(t, "g1")
 	for i := range 2 * tokenCacheSize {
 		// Distinct, well-formed-looking invites with a broken signature.
@@ -477,7 +483,7 @@ func TestRefusedTokensNeverEvictPassed(t *testing.T) {
 		t.Fatalf("refused cache grew to %d entries, bound %d", e, tokenCacheSize)
 	}
 	e, hits, _ := f.h.invites.passed.stats()
-	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "", "")
 	if _, hits2, _ := f.h.invites.passed.stats(); e != 1 || hits2 != hits+1 {
 		t.Fatalf("the good invite left the cache: %d entries, hits %d → %d", e, hits, hits2)
 	}
