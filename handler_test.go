@@ -102,9 +102,12 @@ func TestKeyGenerations(t *testing.T) {
 	expectError(t, s.join(inv("gen-five-secret", tokens.Persistence{Generation: 5}), "X-Auth-Token", revokedUser), 401, "invalid_token")
 }
 
+// TestBackendAnswers runs each backend answer through ServeHTTP with the
+// backend as the next handler, then (without -short) through a real Caddy
+// and reverse_proxy; one check judges both.
 func TestBackendAnswers(t *testing.T) {
-	s := startSite(t, "key "+testSecret)
-	auth := []string{"X-Auth-Token", access(t, "alice")}
+	user := access(t, "alice")
+	auth := []string{"X-Auth-Token", user}
 	plain := func(status int, body string) func(http.ResponseWriter, *http.Request) {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
@@ -146,28 +149,55 @@ func TestBackendAnswers(t *testing.T) {
 		}, 404, "not_found", ""},
 		{"JSON error on 2xx is still a success", plain(200, `{"error":"x"}`), 201, "", ""},
 	}
+	type row = struct {
+		name    string
+		answer  func(http.ResponseWriter, *http.Request)
+		status  int
+		code    string
+		exactly string // pass-through body
+	}
+	check := func(t *testing.T, c row, resp *http.Response) {
+		t.Helper()
+		if c.status == 201 {
+			if resp.StatusCode != 201 || bodyOf(resp) != "" || resp.Header.Get("Location") != "/user/groups/g1" {
+				t.Fatalf("status %d body %q location %q", resp.StatusCode, bodyOf(resp), resp.Header.Get("Location"))
+			}
+			return
+		}
+		if c.exactly == "" {
+			expectError(t, resp, c.status, c.code)
+		} else if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/json" || bodyOf(resp) != c.exactly {
+			// A backend's own error document passes through as it is.
+			t.Errorf("pass-through: status %d, Content-Type %q, body %q; want %d, application/json, %q",
+				resp.StatusCode, resp.Header.Get("Content-Type"), bodyOf(resp), c.status, c.exactly)
+		}
+		for _, leak := range []string{"/var/www", "constraint", "panic", "10.0.0.5", "html"} {
+			if strings.Contains(bodyOf(resp), leak) {
+				t.Errorf("backend internals leaked: %s", bodyOf(resp))
+			}
+		}
+	}
+
+	h := provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}})
+	for _, c := range cases {
+		t.Run("ServeHTTP/"+c.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				c.answer(w, r)
+				return nil
+			})
+			if err := h.ServeHTTP(w, handlerRequest("127.0.0.1", user, joinBody(invite(t, "g1"))), next); err != nil {
+				t.Fatal(err)
+			}
+			check(t, c, w.Result())
+		})
+	}
+
+	s := startSite(t, "key "+testSecret)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s.backend.respond(c.answer)
-			resp := s.join(joinBody(invite(t, "g1")), auth...)
-			if c.status == 201 {
-				if resp.StatusCode != 201 || bodyOf(resp) != "" || resp.Header.Get("Location") != "/user/groups/g1" {
-					t.Fatalf("status %d body %q location %q", resp.StatusCode, bodyOf(resp), resp.Header.Get("Location"))
-				}
-				return
-			}
-			if c.exactly == "" {
-				expectError(t, resp, c.status, c.code)
-			} else if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/json" || bodyOf(resp) != c.exactly {
-				// A backend's own error document passes through as it is.
-				t.Errorf("pass-through: status %d, Content-Type %q, body %q; want %d, application/json, %q",
-					resp.StatusCode, resp.Header.Get("Content-Type"), bodyOf(resp), c.status, c.exactly)
-			}
-			for _, leak := range []string{"/var/www", "constraint", "panic", "10.0.0.5", "html"} {
-				if strings.Contains(bodyOf(resp), leak) {
-					t.Errorf("backend internals leaked: %s", bodyOf(resp))
-				}
-			}
+			check(t, c, s.join(joinBody(invite(t, "g1")), auth...))
 		})
 	}
 }
