@@ -40,7 +40,10 @@ type decision struct {
 }
 
 // ServeHTTP runs the pipeline: method → current user → request body →
-// invite → usage → forward → answer. The first failure answers.
+// invite → usage → forward → answer. The first failure answers. The steps
+// live in the files named after them: identify in identity.go, readBody
+// and tokenField in body.go, verifyInvite below, reserve and settle in
+// usage.go, the answers in answers.go.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	start := h.now()
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
