@@ -2,37 +2,39 @@ package groupjoin
 
 import "math/rand/v2"
 
-// makeRoom frees space in a full cache map: it drops every entry that
-// expired reports true for (nil: none expire) and then, when fewer than
-// want were dropped, live entries at random until at least one is gone and,
-// on average, want are. Freeing a batch rather than one entry keeps the
-// walk over the map off most insertions.
+// makeRoom frees space in a full cache map, in one walk over it: it drops
+// every entry that expired reports true for (nil: none expire) and, when
+// fewer than want were, live entries up to want, drawn at random. Freeing
+// a batch rather than one entry keeps the walk off most insertions.
 //
-// Live entries are drawn with equal chances, each with probability
-// (want-dropped)/len(m) per walk. Taking the first keys of a range instead
-// would be biased: Go starts a range at a random place, but not at a
-// uniformly random key.
+// The live entries are a uniform sample (reservoir sampling, then a
+// shuffle): taking the first keys of a range instead would be biased, as
+// Go starts a range at a random place but not at a uniformly random key.
 func makeRoom[K comparable, V any](m map[K]V, want int, expired func(V) bool) (dropped int) {
-	if expired != nil {
-		for k, v := range m {
-			if expired(v) {
-				delete(m, k)
-				dropped++
-			}
+	sample := make([]K, 0, want)
+	live := 0
+	for k, v := range m {
+		if expired != nil && expired(v) {
+			delete(m, k)
+			dropped++
+			continue
 		}
+		if len(sample) < want {
+			sample = append(sample, k)
+		} else if j := rand.IntN(live + 1); j < want {
+			sample[j] = k
+		}
+		live++
 	}
-	for dropped < want && len(m) > 0 {
-		n, k := len(m), want-dropped
-		before := dropped
-		for key := range m {
-			if rand.IntN(n) < k {
-				delete(m, key)
-				dropped++
-			}
-		}
-		if dropped > before {
-			break
-		}
+	if dropped >= want {
+		return dropped
+	}
+	// The first keys walked sit in the first slots: shuffle before taking
+	// fewer than all of them.
+	rand.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
+	for _, k := range sample[:min(len(sample), want-dropped)] {
+		delete(m, k)
+		dropped++
 	}
 	return dropped
 }

@@ -3,6 +3,7 @@ package groupjoin
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -498,4 +499,24 @@ func generationKeys(gens ...int) string {
 		b.WriteString("\n\t\tkey " + strconv.Itoa(g) + " cache-gen-secret-" + strconv.Itoa(g))
 	}
 	return b.String()
+}
+
+// BenchmarkTokenCachePutFull measures an insertion into a full cache, the
+// eviction included: what a flood of distinct junk tokens costs the
+// refused cache.
+func BenchmarkTokenCachePutFull(b *testing.B) {
+	c := newTokenCache(tokenCacheSize, time.Hour)
+	now := time.Unix(1_900_000_000, 0)
+	keys := make([][sha256.Size]byte, 4*tokenCacheSize)
+	for i := range keys {
+		keys[i] = tokenKey("junk-" + strconv.Itoa(i))
+	}
+	for i := range tokenCacheSize {
+		c.put(&keys[i], cacheEntry{err: errors.New("junk")}, now)
+	}
+	e := cacheEntry{err: errors.New("junk")}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		c.put(&keys[i%len(keys)], e, now)
+	}
 }
