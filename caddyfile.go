@@ -46,103 +46,133 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    preview [<examine_path> <verify_path>] # default /tokens/examine /tokens/verify_invite_token
 //	}
+//
+// key and identity may be repeated; every other option may be given once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	seen := make(map[string]int) // single-valued option → line of its first use
 	for d.NextBlock(0) {
-		switch d.Val() {
-		case "key":
-			args := d.RemainingArgs()
-			switch len(args) {
-			case 1:
-				h.Keys = append(h.Keys, Key{Secret: args[0]})
-			case 2:
-				gen, err := strconv.ParseUint(args[0], 10, 64)
-				if err != nil {
-					return d.Errf("key generation must be a whole number, got %q", args[0])
-				}
-				h.Keys = append(h.Keys, Key{Generation: &gen, Secret: args[1]})
-			default:
-				return d.Err("key takes [<generation>] <secret>")
-			}
-		case "identity":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			switch src := d.Val(); src {
-			case SourceAccessToken:
-				h.Identity = append(h.Identity, IdentitySource{Source: src})
-			case SourcePlaceholder:
-				if !d.NextArg() {
-					return d.Err("identity placeholder needs a placeholder, e.g. {http.auth.user.id}")
-				}
-				h.Identity = append(h.Identity, IdentitySource{Source: src, Placeholder: d.Val()})
-			default:
-				return d.Errf("unknown identity source %q (want access_token or placeholder)", src)
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		case "service", "geoip_db", "asn_db", "location_prefix":
-			opt := d.Val()
-			var val string
-			if !d.AllArgs(&val) {
-				return d.ArgErr()
-			}
-			switch opt {
-			case "service":
-				h.Service = val
-			case "geoip_db":
-				h.GeoIPDB = val
-			case "asn_db":
-				h.ASNDB = val
-			case "location_prefix":
-				h.LocationPrefix = val
-			}
-		case "max_body":
-			var val string
-			if !d.AllArgs(&val) {
-				return d.ArgErr()
-			}
-			size, err := humanize.ParseBytes(val)
-			if err != nil || size == 0 || size > 1<<30 {
-				return d.Errf("max_body: %q is not a size between 1B and 1GiB", val)
-			}
-			h.MaxBody = int64(size)
-		case "store":
-			c, err := unmarshalStore(d)
-			if err != nil {
-				return err
-			}
-			h.Store = c
-		case "preview":
-			p, err := unmarshalPreview(d)
-			if err != nil {
-				return err
-			}
-			h.Preview = p
-		case "upstream_headers":
-			var val string
-			if !d.AllArgs(&val) {
-				return d.ArgErr()
-			}
-			switch val {
-			case "on", "off":
-				on := val == "on"
-				h.UpstreamHeaders = &on
-			default:
-				return d.Errf("upstream_headers must be on or off, got %q", val)
-			}
+		opt := d.Val()
+		switch opt {
+		case "key", "identity":
 		default:
-			return d.Errf("unknown group_join option %q", d.Val())
+			if line, ok := seen[opt]; ok {
+				return d.Errf("%s given twice (first at line %d)", opt, line)
+			}
+			seen[opt] = d.Line()
+		}
+		var err error
+		switch opt {
+		case "key":
+			err = h.unmarshalKey(d)
+		case "identity":
+			err = h.unmarshalIdentity(d)
+		case "service":
+			h.Service, err = oneArg(d)
+		case "geoip_db":
+			h.GeoIPDB, err = oneArg(d)
+		case "asn_db":
+			h.ASNDB, err = oneArg(d)
+		case "location_prefix":
+			h.LocationPrefix, err = oneArg(d)
+		case "max_body":
+			h.MaxBody, err = unmarshalSize(d)
+		case "upstream_headers":
+			h.UpstreamHeaders, err = unmarshalOnOff(d)
+		case "store":
+			h.Store, err = unmarshalStore(d)
+		case "preview":
+			h.Preview, err = unmarshalPreview(d)
+		default:
+			err = d.Errf("unknown group_join option %q", opt)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if len(h.Keys) == 0 {
 		return d.Err("group_join needs at least one key")
 	}
 	return nil
+}
+
+// unmarshalKey parses key [<generation>] <secret>.
+func (h *Handler) unmarshalKey(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 1:
+		h.Keys = append(h.Keys, Key{Secret: args[0]})
+	case 2:
+		gen, err := strconv.ParseUint(args[0], 10, 64)
+		if err != nil {
+			return d.Errf("key generation must be a whole number, got %q", args[0])
+		}
+		h.Keys = append(h.Keys, Key{Generation: &gen, Secret: args[1]})
+	default:
+		return d.Err("key takes [<generation>] <secret>")
+	}
+	return nil
+}
+
+// unmarshalIdentity parses identity access_token|placeholder <placeholder>.
+func (h *Handler) unmarshalIdentity(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	switch src := d.Val(); src {
+	case SourceAccessToken:
+		h.Identity = append(h.Identity, IdentitySource{Source: src})
+	case SourcePlaceholder:
+		if !d.NextArg() {
+			return d.Err("identity placeholder needs a placeholder, e.g. {http.auth.user.id}")
+		}
+		h.Identity = append(h.Identity, IdentitySource{Source: src, Placeholder: d.Val()})
+	default:
+		return d.Errf("unknown identity source %q (want access_token or placeholder)", src)
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// oneArg returns the option's only argument.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	var val string
+	if !d.AllArgs(&val) {
+		return "", d.ArgErr()
+	}
+	return val, nil
+}
+
+// unmarshalSize parses max_body <size>.
+func unmarshalSize(d *caddyfile.Dispenser) (int64, error) {
+	val, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	size, err := humanize.ParseBytes(val)
+	if err != nil || size == 0 || size > 1<<30 {
+		return 0, d.Errf("max_body: %q is not a size between 1B and 1GiB", val)
+	}
+	return int64(size), nil
+}
+
+// unmarshalOnOff parses upstream_headers on|off.
+func unmarshalOnOff(d *caddyfile.Dispenser) (*bool, error) {
+	val, err := oneArg(d)
+	if err != nil {
+		return nil, err
+	}
+	switch val {
+	case "on", "off":
+		on := val == "on"
+		return &on, nil
+	}
+	return nil, d.Errf("upstream_headers must be on or off, got %q", val)
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
@@ -187,8 +185,8 @@ func TestFaultBackends(t *testing.T) {
 	e := startEdge(t, edgeOpts{options: "key " + testSecret, proxy: "transport http {\n\t\t\tresponse_header_timeout 500ms\n\t\t}"})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e.reload(t, edgeOpts{options: "key " + testSecret, upstream: c.upstream,
-				proxy: "transport http {\n\t\t\tresponse_header_timeout 500ms\n\t\t}"})
+			e.reload(t, testcaddy.Adapt(t, e.config(edgeOpts{options: "key " + testSecret, upstream: c.upstream,
+				proxy: "transport http {\n\t\t\tresponse_header_timeout 500ms\n\t\t}"})))
 			check := func() {
 				resp, body, err := faultJoin(e.url, joinBody(invite(t, "g1")), user)
 				if err != nil {
@@ -441,45 +439,4 @@ func TestFaultClientGone(t *testing.T) {
 		checkDocumented(t, resp, body, 400, "invalid_token", "usage limit")
 	}
 	e.checkNoPanic(t)
-}
-
-// memoryStore finds the memory store the loaded config uses (shared
-// through storePool, keyed by its configuration).
-func memoryStore(t *testing.T, ttl time.Duration) store.Store {
-	t.Helper()
-	key := (&StoreConfig{Type: "memory", ReservationTTL: caddy.Duration(ttl)}).key()
-	var found store.Store
-	storePool.Range(func(k, v any) bool {
-		if k == key {
-			found = v.(storeHandle).Store
-			return false
-		}
-		return true
-	})
-	if found == nil {
-		t.Fatalf("no memory store with key %q in the pool", key)
-	}
-	return found
-}
-
-// waitReserved waits (bounded) until id holds no reservation.
-func waitReserved(t *testing.T, st store.Store, id string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		inv, err := st.Get(context.Background(), id)
-		if err != nil {
-			t.Fatalf("%s: %v", id, err)
-		}
-		if inv.Reserved == 0 {
-			if inv.Used != 0 {
-				t.Errorf("%s: a use was kept for a client that left: %+v", id, inv)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: reservation still held after the client left: %+v", id, inv)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/caddy-groupjoin/caddy-groupjoin/store/redistest"
 )
 
-// A fleet (SPEC §5): three Caddy processes built from ./cmd/caddy, each
+// A fleet sharing one invite store: three Caddy processes built from ./cmd/caddy, each
 // with its own HTTP and admin port, sharing one real redis-server, in
 // front of one real backend that counts what reaches it.
 
@@ -40,6 +40,7 @@ func (f *fleet) urls() []string {
 
 func startFleet(t *testing.T, n int) *fleet {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	f := &fleet{redis: redistest.StartServer(t), backend: newBackend(t)}
 	for range n {
 		port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)

@@ -136,7 +136,7 @@ func serveFuzz(h *Handler, method, ctype, auth string, body []byte) (int, *httpt
 	return rec.Code, rec, called, seen
 }
 
-// documentedCodes is SPEC §3's edge-made answers, by status.
+// documentedCodes are the error codes the edge itself answers, by status.
 var documentedCodes = map[int][]string{
 	400: {"invalid_request", "invalid_token"},
 	401: {"unauthorized", "invalid_token"},

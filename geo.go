@@ -1,19 +1,15 @@
 package groupjoin
 
 import (
-	"fmt"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"os"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
-
-// Open mmdb readers are shared by every handler (and every config
-// generation) that names the same unchanged files, so a reload does not
-// reopen them; a file replaced on disk (as geoipupdate does) is opened
-// anew by the next config load.
-var geoPool = caddy.NewUsagePool()
 
 type geoHandle struct{ *tokens.GeoDB }
 
@@ -34,15 +30,24 @@ func loadGeo(countryPath, asnPath string) (tokens.Geo, string, error) {
 	return v.(geoHandle).GeoDB, key, nil
 }
 
-// fileVersion tells versions of a file apart by size and modification
-// time. A file that cannot be read gets no version: opening it reports why.
+// fileVersion names the content of a file by its SHA-256. Size, mtime or
+// even inode and ctime do not: a file rewritten in place within one clock
+// tick, or replaced by one of the same size, keeps them, and the stale
+// database would stay in use. Reading the file once per provision costs
+// little next to opening it. A file that cannot be read gets no version:
+// opening it reports why.
 func fileVersion(path string) string {
 	if path == "" {
 		return ""
 	}
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%d@%d", fi.Size(), fi.ModTime().UnixNano())
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(sum.Sum(nil))
 }

@@ -2,6 +2,7 @@ package groupjoin
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 // client address the caveats see is the one in X-Forwarded-For.
 func startGeoSite(t *testing.T) *site {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	dir := t.TempDir()
 	country, err := mmdbtest.WriteCountryDB(dir, map[string]string{
 		"127.0.0.1":       "PL",
@@ -169,31 +171,120 @@ func TestGeoCaveatsOnAccessTokens(t *testing.T) {
 	}
 }
 
-// TestGeoDatabaseUpdatedOnReload replaces the mmdb files the way
-// geoipupdate does (a new file renamed over the old one) and reloads the
-// same config: the new data must be used.
-func TestGeoDatabaseUpdatedOnReload(t *testing.T) {
-	dir := t.TempDir()
-	country := filepath.Join(dir, "country.mmdb")
-	asn := filepath.Join(dir, "asn.mmdb")
-	write := func(code string, as uint32) {
-		t.Helper()
-		c, err := mmdbtest.WriteCountryDB(dir, map[string]string{"127.0.0.1": code})
-		if err != nil {
-			t.Fatal(err)
+// replaceGeoDBs writes country and ASN databases mapping 127.0.0.1 to code
+// and as, and renames them over country and asn, as geoipupdate does. When
+// the files already exist, the new ones are given the old ones' size
+// (checked) and modification time (forced), so that nothing but their
+// content tells the versions apart.
+func replaceGeoDBs(t *testing.T, dir, country, asn, code string, as uint32) {
+	t.Helper()
+	c, err := mmdbtest.WriteCountryDB(dir, map[string]string{"127.0.0.1": code})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := mmdbtest.WriteASNDB(dir, map[string]uint32{"127.0.0.1": as})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for next, old := range map[string]string{c: country, a: asn} {
+		if fi, err := os.Stat(old); err == nil {
+			ni, err := os.Stat(next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ni.Size() != fi.Size() {
+				t.Fatalf("replacement of %s has size %d, want the old %d", old, ni.Size(), fi.Size())
+			}
+			if err := os.Chtimes(next, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
 		}
-		a, err := mmdbtest.WriteASNDB(dir, map[string]uint32{"127.0.0.1": as})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(c, country); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(a, asn); err != nil {
+		if err := os.Rename(next, old); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("PL", 64500)
+}
+
+// TestFileVersionTellsContentApart rewrites a file in place with other
+// bytes of the same size and the same modification time: its version must
+// change, and come back with the old content.
+func TestFileVersionTellsContentApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db.mmdb")
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	write := func(content string) string {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return fileVersion(path)
+	}
+	v1, v2, v1again := write("version-one"), write("version-two"), write("version-one")
+	if v1 == "" || v2 == "" {
+		t.Fatalf("no version for a readable file: %q %q", v1, v2)
+	}
+	if v1 == v2 {
+		t.Errorf("same size and mtime, different content: both versions %q", v1)
+	}
+	if v1 != v1again {
+		t.Errorf("same content: versions %q and %q", v1, v1again)
+	}
+	if v := fileVersion(filepath.Join(t.TempDir(), "missing.mmdb")); v != "" {
+		t.Errorf("missing file: version %q, want none", v)
+	}
+	if v := fileVersion(""); v != "" {
+		t.Errorf("no path: version %q, want none", v)
+	}
+}
+
+// TestLoadGeoReopensReplacedDatabase loads the databases, replaces them
+// with same-size, same-mtime files holding other data, and loads again:
+// the second load must answer from the new data, while the first handle
+// keeps answering from what it opened.
+func TestLoadGeoReopensReplacedDatabase(t *testing.T) {
+	dir := t.TempDir()
+	country, asn := filepath.Join(dir, "country.mmdb"), filepath.Join(dir, "asn.mmdb")
+	replaceGeoDBs(t, dir, country, asn, "PL", 64500)
+	ip := netip.MustParseAddr("127.0.0.1")
+	load := func(wantCountry string, wantASN uint32) string {
+		t.Helper()
+		geo, key, err := loadGeo(country, asn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = geoPool.Delete(key) })
+		if c, err := geo.Country(ip); err != nil || c != wantCountry {
+			t.Errorf("Country = %q, %v; want %q", c, err, wantCountry)
+		}
+		if a, err := geo.ASN(ip); err != nil || a != wantASN {
+			t.Errorf("ASN = %d, %v; want %d", a, err, wantASN)
+		}
+		return key
+	}
+	k1 := load("PL", 64500)
+	if k := load("PL", 64500); k != k1 {
+		t.Errorf("unchanged files: pool key changed from %q to %q", k1, k)
+	}
+	replaceGeoDBs(t, dir, country, asn, "FR", 64501)
+	if k := load("FR", 64501); k == k1 {
+		t.Errorf("replaced files: pool key %q unchanged", k)
+	}
+}
+
+// TestGeoDatabaseUpdatedOnReload replaces the mmdb files the way
+// geoipupdate does (a new file renamed over the old one, here with the
+// same size and modification time) and reloads the same config: the new
+// data must be used.
+func TestGeoDatabaseUpdatedOnReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy; TestLoadGeoReopensReplacedDatabase covers the reload's part")
+	}
+	dir := t.TempDir()
+	country := filepath.Join(dir, "country.mmdb")
+	asn := filepath.Join(dir, "asn.mmdb")
+	replaceGeoDBs(t, dir, country, asn, "PL", 64500)
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
 	cfg := testcaddy.Adapt(t, testGlobals(port, "off")+fmt.Sprintf(`:%[1]d {
@@ -216,11 +307,8 @@ func TestGeoDatabaseUpdatedOnReload(t *testing.T) {
 		t.Fatalf("before the update: %d %d", st, st2)
 	}
 
-	write("FR", 64501)
-	if err := testcaddy.Reload(t, cfg); err != nil {
-		t.Fatal(err)
-	}
-	testcaddy.WaitOneListener(t, s.port)
+	replaceGeoDBs(t, dir, country, asn, "FR", 64501)
+	s.reload(t, cfg)
 	for caveat, want := range map[string]int{"geo.country = FR": 201, "geo.country = PL": 400, "asn = 64501": 201, "asn = 64500": 400} {
 		if got := status(caveat); got != want {
 			t.Errorf("after the update and a reload, %q: status %d, want %d", caveat, got, want)

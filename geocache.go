@@ -14,8 +14,8 @@ import (
 // Handler has one in front of its databases, which do not change under it
 // (a changed file is opened anew by the next Provision, with a new cache),
 // so a remembered answer, an error included, is what the database would
-// say again. It holds at most geoCacheSize addresses; a full shard drops
-// one at random.
+// say again. It holds at most geoCacheSize addresses; a full shard drops a
+// sixteenth of them at random.
 type geoCache struct {
 	geo      tokens.Geo
 	seed     maphash.Seed
@@ -88,10 +88,7 @@ func (c *geoCache) entry(ip netip.Addr, want uint8) geoEntry {
 	e, ok := s.m[ip] // another request may have filled it meanwhile
 	if e.have&want == 0 {
 		if !ok && len(s.m) >= c.perShard {
-			for k := range s.m { // map order is random
-				delete(s.m, k)
-				break
-			}
+			makeRoom(s.m, evictionBatch(len(s.m)), nil)
 		}
 		if want == haveCountry {
 			e.country, e.countryErr = c.geo.Country(ip)

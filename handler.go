@@ -40,7 +40,10 @@ type decision struct {
 }
 
 // ServeHTTP runs the pipeline: method → current user → request body →
-// invite → usage → forward → answer. The first failure answers.
+// invite → usage → forward → answer. The first failure answers. The steps
+// live in the files named after them: identify in identity.go, readBody
+// and tokenField in body.go, verifyInvite below, reserve and settle in
+// usage.go, the answers in answers.go.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if done, err := h.servePreview(w, r); done {
 		return err
@@ -110,6 +113,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// 7. Answer; the reserved use is kept only when the backend admitted.
 	h.settle(res, nextErr == nil && rec.status >= 200 && rec.status <= 299, &d)
 	return h.answer(w, &d, st, invite, rec, nextErr)
+}
+
+// verifyInvite is Verifier.VerifyInvite with the caches in front of
+// Authenticate.
+func (h *Handler) verifyInvite(raw string, env *tokens.Env) (*tokens.Token, error) {
+	return h.invites.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckInvite)
 }
 
 // prepareUpstream sets what the backend relies on: trusted identity

@@ -2,108 +2,18 @@ package groupjoin
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
-
-// One in-process Caddy serves every subtest of a group; subtests run in
-// sequence because the in-process Caddy is one per test binary.
-
-func TestEdgeRejections(t *testing.T) {
-	s := startSite(t, "key "+testSecret)
-	user := access(t, "alice")
-	good := joinBody(invite(t, "g1"))
-	auth := []string{"X-Auth-Token", user}
-	expired := access(t, "alice", tokens.TimeCaveat(time.Now().Add(-time.Minute)))
-	otherKey := mintT(t, "another secret", tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", "t1"))
-	spaceInvite := mintT(t, testSecret, tokens.Identifier{Persistence: tokens.Persistence{Named: true},
-		Subject: tokens.Subject{Kind: "usr", ID: "bob"}, Type: tokens.TokenType{Kind: tokens.TypeInvite, Code: "ujs", TargetID: "s1"}, TokenID: "t2"})
-	cases := []struct {
-		name, method, body, ctype string
-		headers                   []string
-		status                    int
-		code, desc                string
-	}{
-		{"GET is 405", http.MethodGet, "", "", auth, 405, "method_not_allowed", ""},
-		{"PUT is 405 before anything else", http.MethodPut, "junk", "text/plain", nil, 405, "method_not_allowed", ""},
-		{"no credentials", "", good, "", nil, 401, "unauthorized", ""},
-		{"basic auth is not an access token", "", good, "", []string{"Authorization", "Basic YTpi"}, 401, "unauthorized", ""},
-		{"garbage access token", "", good, "", []string{"X-Auth-Token", "nope"}, 401, "invalid_token", ""},
-		{"expired access token", "", good, "", []string{"X-Auth-Token", expired}, 401, "invalid_token", "expired"},
-		{"invite as access token", "", good, "", []string{"X-Auth-Token", invite(t, "g1")}, 401, "invalid_token", ""},
-		{"repeated X-Auth-Token", "", good, "", []string{"X-Auth-Token", user, "X-Auth-Token", user}, 401, "invalid_token", ""},
-		{"empty bearer", "", good, "", []string{"Authorization", "Bearer "}, 401, "invalid_token", ""},
-		{"user checked before body", "", "not json", "", nil, 401, "unauthorized", ""},
-		{"wrong content type", "", good, "text/plain", auth, 400, "invalid_request", "Content-Type"},
-		{"no content type", "", good, "-", auth, 400, "invalid_request", "Content-Type"},
-		{"not JSON", "", "{token:", "", auth, 400, "invalid_request", "valid JSON"},
-		{"not an object", "", `["token"]`, "", auth, 400, "invalid_request", "object"},
-		{"token missing", "", `{"Token":"x"}`, "", auth, 400, "invalid_request", "missing"},
-		{"token empty", "", `{"token":""}`, "", auth, 400, "invalid_request", "empty"},
-		{"token not a string", "", `{"token":42}`, "", auth, 400, "invalid_request", "string"},
-		{"token twice", "", `{"token":"a","token":"b"}`, "", auth, 400, "invalid_request", "more than once"},
-		{"token twice, escaped key", "", `{"token":"a","\u0074oken":"b"}`, "", auth, 400, "invalid_request", "more than once"},
-		{"invalid UTF-8", "", "{\"token\":\"\xff\"}", "", auth, 400, "invalid_request", "valid JSON"},
-		{"body too large", "", `{"pad":"` + strings.Repeat("x", 70<<10) + `","token":"x"}`, "", auth, 400, "invalid_request", "too large"},
-		{"undecodable invite", "", `{"token":"JKAxNWxvY2F0aW9u"}`, "", auth, 400, "invalid_token", "Provided token could not be validated."},
-		{"invite signed with another key", "", joinBody(otherKey), "", auth, 400, "invalid_token", "Provided token could not be validated."},
-		{"expired invite", "", joinBody(invite(t, "g1", tokens.TimeCaveat(time.Now().Add(-time.Second)))), "", auth, 400, "invalid_token", "expired"},
-		{"space invite", "", joinBody(spaceInvite), "", auth, 400, "invalid_token", "not a group invite"},
-		{"access token as invite", "", joinBody(user), "", auth, 400, "invalid_token", "not a group invite"},
-		{"ip caveat unmet", "", joinBody(invite(t, "g1", "ip = 192.0.2.0/24")), "", auth, 400, "invalid_token", ""},
-		{"geo caveat without database", "", joinBody(invite(t, "g1", "geo.country = PL")), "", auth, 400, "invalid_token", ""},
-		{"service caveat on invite", "", joinBody(invite(t, "g1", "service = ozw-onezone")), "", auth, 400, "invalid_token", ""},
-		{"consumer excludes caller", "", joinBody(invite(t, "g1", "consumer = usr-carol|grp-alice")), "", auth, 403, "forbidden", ""},
-		{"bad caveat beats consumer", "", joinBody(invite(t, "g1", "consumer = usr-carol", "ip = 192.0.2.1")), "", auth, 400, "invalid_token", ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			method := c.method
-			if method == "" {
-				method = http.MethodPost
-			}
-			headers := append([]string{}, c.headers...)
-			switch c.ctype {
-			case "":
-				headers = append(headers, "Content-Type", "application/json")
-			case "-":
-			default:
-				headers = append(headers, "Content-Type", c.ctype)
-			}
-			resp := s.do(method, "/user/groups/join", c.body, headers...)
-			expectError(t, resp, c.status, c.code)
-			if c.desc != "" && !strings.Contains(bodyOf(resp), c.desc) {
-				t.Errorf("description: %s, want %q", bodyOf(resp), c.desc)
-			}
-			switch c.status {
-			case 405:
-				if resp.Header.Get("Allow") != "POST" {
-					t.Errorf("Allow %q", resp.Header.Get("Allow"))
-				}
-			case 401:
-				want := "Bearer"
-				if c.code == "invalid_token" {
-					want = `Bearer error="invalid_token"`
-				}
-				if got := resp.Header.Get("WWW-Authenticate"); got != want {
-					t.Errorf("WWW-Authenticate %q, want %q", got, want)
-				}
-			}
-			if strings.Contains(bodyOf(resp), user) || (len(c.body) > 20 && strings.Contains(bodyOf(resp), c.body[10:20])) {
-				t.Errorf("answer echoes the token: %s", bodyOf(resp))
-			}
-		})
-	}
-	if n := len(s.backend.requests()); n != 0 {
-		t.Fatalf("backend saw %d requests the edge rejected", n)
-	}
-}
 
 func TestEdgeSuccess(t *testing.T) {
 	s := startSite(t, "key "+testSecret)
@@ -160,60 +70,6 @@ func TestEdgeSuccess(t *testing.T) {
 	}
 }
 
-func TestIdentitySources(t *testing.T) {
-	// basic_auth sets {http.auth.user.id}; the placeholder source reads it.
-	// Password "secret", bcrypt at the lowest cost to keep the test fast.
-	h, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash := string(h)
-	s := startSite(t, "key "+testSecret+"\n\t\tidentity access_token\n\t\tidentity placeholder {http.auth.user.id}",
-		"basic_auth /user/groups/join {\n\t\tcarol "+hash+"\n\t}")
-	inv := joinBody(invite(t, "g1"))
-	check := func(name string, wantUser string, headers ...string) {
-		t.Run(name, func(t *testing.T) {
-			s.backend.reset()
-			resp := s.join(inv, headers...)
-			if resp.StatusCode != http.StatusCreated {
-				t.Fatalf("status %d %s", resp.StatusCode, bodyOf(resp))
-			}
-			reqs := s.backend.requests()
-			if len(reqs) != 1 || reqs[0].header.Get("X-User-Id") != wantUser {
-				t.Fatalf("backend saw %+v", reqs)
-			}
-		})
-	}
-	// With basic_auth in front, every request needs the password; the
-	// access token (if any) is tried first.
-	basic := []string{"Authorization", "Basic Y2Fyb2w6c2VjcmV0"} // carol:secret
-	check("placeholder", "carol", basic...)
-	check("X-Auth-Token before placeholder", "alice", append(basic, "X-Auth-Token", access(t, "alice"))...)
-	check("Macaroon header", "dave", append(basic, "Macaroon", access(t, "dave"))...)
-	resp := s.join(inv, append(basic, "X-Auth-Token", "broken")...)
-	expectError(t, resp, 401, "invalid_token")
-}
-
-func TestBearerAndMacaroonHeaders(t *testing.T) {
-	s := startSite(t, "key "+testSecret)
-	inv := joinBody(invite(t, "g1"))
-	for _, h := range [][]string{
-		{"Authorization", "Bearer " + access(t, "u1")},
-		{"Authorization", "bearer " + access(t, "u1")},
-		{"Macaroon", access(t, "u1")},
-		{"X-Auth-Token", access(t, "u1"), "Authorization", "Bearer garbage"},
-	} {
-		s.backend.reset()
-		resp := s.join(inv, h...)
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("%s: status %d %s", h[0], resp.StatusCode, bodyOf(resp))
-		}
-		if u := s.backend.requests()[0].header.Get("X-User-Id"); u != "u1" {
-			t.Fatalf("user %q", u)
-		}
-	}
-}
-
 func TestKeyGenerations(t *testing.T) {
 	s := startSite(t, "key default-secret-xyz\n\t\tkey 5 gen-five-secret\n\t\tkey 7 gen-seven-secret")
 	user := mintT(t, "gen-seven-secret", tokens.AccessID(tokens.Persistence{Generation: 7}, "alice", "", "a1"))
@@ -246,9 +102,12 @@ func TestKeyGenerations(t *testing.T) {
 	expectError(t, s.join(inv("gen-five-secret", tokens.Persistence{Generation: 5}), "X-Auth-Token", revokedUser), 401, "invalid_token")
 }
 
+// TestBackendAnswers runs each backend answer through ServeHTTP with the
+// backend as the next handler, then (without -short) through a real Caddy
+// and reverse_proxy; one check judges both.
 func TestBackendAnswers(t *testing.T) {
-	s := startSite(t, "key "+testSecret)
-	auth := []string{"X-Auth-Token", access(t, "alice")}
+	user := access(t, "alice")
+	auth := []string{"X-Auth-Token", user}
 	plain := func(status int, body string) func(http.ResponseWriter, *http.Request) {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
@@ -290,25 +149,55 @@ func TestBackendAnswers(t *testing.T) {
 		}, 404, "not_found", ""},
 		{"JSON error on 2xx is still a success", plain(200, `{"error":"x"}`), 201, "", ""},
 	}
+	type row = struct {
+		name    string
+		answer  func(http.ResponseWriter, *http.Request)
+		status  int
+		code    string
+		exactly string // pass-through body
+	}
+	check := func(t *testing.T, c row, resp *http.Response) {
+		t.Helper()
+		if c.status == 201 {
+			if resp.StatusCode != 201 || bodyOf(resp) != "" || resp.Header.Get("Location") != "/user/groups/g1" {
+				t.Fatalf("status %d body %q location %q", resp.StatusCode, bodyOf(resp), resp.Header.Get("Location"))
+			}
+			return
+		}
+		if c.exactly == "" {
+			expectError(t, resp, c.status, c.code)
+		} else if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/json" || bodyOf(resp) != c.exactly {
+			// A backend's own error document passes through as it is.
+			t.Errorf("pass-through: status %d, Content-Type %q, body %q; want %d, application/json, %q",
+				resp.StatusCode, resp.Header.Get("Content-Type"), bodyOf(resp), c.status, c.exactly)
+		}
+		for _, leak := range []string{"/var/www", "constraint", "panic", "10.0.0.5", "html"} {
+			if strings.Contains(bodyOf(resp), leak) {
+				t.Errorf("backend internals leaked: %s", bodyOf(resp))
+			}
+		}
+	}
+
+	h := provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}})
+	for _, c := range cases {
+		t.Run("ServeHTTP/"+c.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				c.answer(w, r)
+				return nil
+			})
+			if err := h.ServeHTTP(w, handlerRequest("127.0.0.1", user, joinBody(invite(t, "g1"))), next); err != nil {
+				t.Fatal(err)
+			}
+			check(t, c, w.Result())
+		})
+	}
+
+	s := startSite(t, "key "+testSecret)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s.backend.respond(c.answer)
-			resp := s.join(joinBody(invite(t, "g1")), auth...)
-			if c.status == 201 {
-				if resp.StatusCode != 201 || bodyOf(resp) != "" || resp.Header.Get("Location") != "/user/groups/g1" {
-					t.Fatalf("status %d body %q location %q", resp.StatusCode, bodyOf(resp), resp.Header.Get("Location"))
-				}
-				return
-			}
-			expectError(t, resp, c.status, c.code)
-			if c.exactly != "" && bodyOf(resp) != c.exactly {
-				t.Errorf("pass-through body %q", bodyOf(resp))
-			}
-			for _, leak := range []string{"/var/www", "constraint", "panic", "10.0.0.5", "html"} {
-				if strings.Contains(bodyOf(resp), leak) {
-					t.Errorf("backend internals leaked: %s", bodyOf(resp))
-				}
-			}
+			check(t, c, s.join(joinBody(invite(t, "g1")), auth...))
 		})
 	}
 }
@@ -364,5 +253,104 @@ func TestTrustedProxiesClientIP(t *testing.T) {
 	resp = s.join(joinBody(invite(t, "g1", "ip = 127.0.0.1")), append(auth, "X-Forwarded-For", "203.0.113.9")...)
 	if resp.StatusCode != 201 {
 		t.Fatalf("status %d %s", resp.StatusCode, bodyOf(resp))
+	}
+}
+
+func TestForwardBodyAndUpstreamHeaders(t *testing.T) {
+	f := newCacheFixture(t)
+	user := access(t, "alice")
+	body := joinBody(invite(t, "g1"))
+	var seen [][]byte
+	var hdr http.Header
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		b, _ := io.ReadAll(r.Body)
+		seen = append(seen, b)
+		if r.ContentLength != int64(len(body)) {
+			t.Errorf("ContentLength %d, want %d", r.ContentLength, len(body))
+		}
+		for range 2 { // GetBody hands out fresh readers of the same bytes
+			rc, err := r.GetBody()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(rc)
+			seen = append(seen, b)
+			if err := rc.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A later handler appending to one header must not touch the
+		// others that share its allocation.
+		r.Header.Add("X-User-Id", "appended")
+		hdr = r.Header.Clone()
+		w.WriteHeader(http.StatusNoContent)
+		return r.Body.Close()
+	})
+	r := handlerRequest("192.0.2.1", user, body)
+	r.Header.Set("X-User-Id", "mallory")
+	r.Header.Add("X-Group-Id", "g-forged")
+	w := httptest.NewRecorder()
+	if err := f.h.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusCreated {
+		t.Fatalf("status %d, err %v", w.Code, err)
+	}
+	for i, b := range seen {
+		if string(b) != body {
+			t.Fatalf("read %d: body %q, want the bytes received", i, b)
+		}
+	}
+	want := map[string][]string{
+		"X-User-Id":         {"alice", "appended"},
+		"X-Group-Id":        {"g1"},
+		"X-Invite-Token-Id": {hdr.Get("X-Invite-Token-Id")},
+		"X-Invite-Issuer":   {"usr-bob"},
+	}
+	for k, v := range want {
+		if got := hdr[k]; strings.Join(got, ",") != strings.Join(v, ",") || got[0] == "" {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+}
+
+// The {http.group_join.*} placeholders (one replacer provider) and
+// {http.auth.user.id} (Set) reach the handlers after group_join.
+func TestPlaceholdersReachLaterHandlers(t *testing.T) {
+	b := newBackend(t)
+	port := testcaddy.FreePort(t)
+	testcaddy.LoadCaddyfile(t, testGlobals(port, "off")+fmt.Sprintf(`:%[1]d {
+	group_join /user/groups/join {
+		key %[3]s
+		upstream_headers off
+	}
+	reverse_proxy /user/groups/join %[2]s {
+		header_up X-Echo-User {http.group_join.user_id}
+		header_up X-Echo-Group {http.group_join.group_id}
+		header_up X-Echo-Token {http.group_join.token_id}
+		header_up X-Echo-Issuer {http.group_join.issuer}
+		header_up X-Echo-Auth {http.auth.user.id}
+		header_up X-Echo-Other "[{http.group_join.other}]"
+	}
+}
+`, port, b.addr(), testSecret))
+	s := &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+	inv := mintT(t, testSecret, tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g7", "tok7"))
+	resp := s.join(joinBody(inv), "X-Auth-Token", access(t, "alice"))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d body %s", resp.StatusCode, bodyOf(resp))
+	}
+	reqs := b.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests at the backend", len(reqs))
+	}
+	for k, want := range map[string]string{
+		"X-Echo-User": "alice", "X-Echo-Group": "g7", "X-Echo-Token": "tok7", "X-Echo-Issuer": "usr-bob",
+		"X-Echo-Auth": "alice", "X-User-Id": "",
+		// Not a placeholder of ours: left as written (header_up replaces
+		// known placeholders only).
+		"X-Echo-Other": "[{http.group_join.other}]",
+	} {
+		if got := reqs[0].header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
 	}
 }

@@ -2,17 +2,25 @@ package groupjoin
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
+	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 )
 
 const testSecret = "integration-test-secret-0123456789"
@@ -80,6 +88,7 @@ type site struct {
 // extra site directives; %[1]d is the HTTP port and %[2]s the backend.
 func startSite(t *testing.T, options string, extra ...string) *site {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	b := newBackend(t)
 	port := testcaddy.FreePort(t)
 	cfg := testGlobals(port, "off", `	servers {
@@ -126,6 +135,17 @@ func (s *site) do(method, path, body string, headers ...string) *http.Response {
 	return resp
 }
 
+// reload replaces the running config with the adapted JSON cfg, the way
+// `caddy reload` does, then waits until the old server's listener on the
+// site's port is gone (see testcaddy.WaitOneListener).
+func (s *site) reload(t *testing.T, cfg []byte) {
+	t.Helper()
+	if err := testcaddy.Reload(t, cfg); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	testcaddy.WaitOneListener(t, s.port)
+}
+
 func bodyOf(resp *http.Response) string {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body = io.NopCloser(bytes.NewReader(b))
@@ -152,20 +172,10 @@ func access(t testing.TB, user string, cavs ...string) string {
 
 func joinBody(tok string) string { return `{"token":"` + tok + `"}` }
 
-// expectError checks an edge-made or normalised error answer.
+// expectError checks a response from site.do with checkDocumented.
 func expectError(t *testing.T, resp *http.Response, status int, code string) {
 	t.Helper()
-	body := bodyOf(resp)
-	if resp.StatusCode != status {
-		t.Fatalf("status %d, want %d; body %s", resp.StatusCode, status, body)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	want := `"error":"` + code + `"`
-	if !strings.Contains(body, want) || !strings.Contains(body, `"error_description":"`) {
-		t.Errorf("body %s, want error %q", body, code)
-	}
+	checkDocumented(t, resp, []byte(bodyOf(resp)), status, code, "")
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
@@ -179,3 +189,227 @@ func testGlobals(port int, admin string, extra ...string) string {
 	return fmt.Sprintf("{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\thttp_port %d\n\tlog {\n\t\toutput discard\n\t}\n%s}\n",
 		admin, port, strings.Join(extra, ""))
 }
+
+// edgeOpts shapes the Caddyfile of an edge under test.
+type edgeOpts struct {
+	options  string // body of the group_join block
+	servers  string // extra lines of the global servers block
+	proxy    string // body of the reverse_proxy block
+	upstream string // reverse_proxy upstream; default: the backend
+	nolog    bool   // no access log (the default log still goes to the file)
+}
+
+// edge is an in-process Caddy logging everything at DEBUG to one file, with
+// the documented secret-redacting filters on both the default log and the
+// access log.
+type edge struct {
+	*site
+	logPath string
+}
+
+func edgeCaddyfile(port int, logPath, upstream string, o edgeOpts) string {
+	if o.upstream != "" {
+		upstream = o.upstream
+	}
+	access := fmt.Sprintf(`log {
+		output file %s
+		format filter {
+			request>headers>X-Auth-Token delete
+			request>headers>Macaroon delete
+		}
+	}`, logPath)
+	if o.nolog {
+		access = ""
+	}
+	return fmt.Sprintf(`{
+	admin off
+	auto_https off
+	persist_config off
+	http_port %[1]d
+	log {
+		output file %[2]s
+		level DEBUG
+		format filter {
+			request>headers>X-Auth-Token delete
+			request>headers>Macaroon delete
+		}
+	}
+	servers {
+		trusted_proxies static 10.9.0.0/16
+		%[4]s
+	}
+}
+:%[1]d {
+	%[7]s
+	group_join /user/groups/join {
+		%[5]s
+	}
+	reverse_proxy /user/groups/join %[3]s {
+		%[6]s
+	}
+}
+`, port, logPath, upstream, o.servers, o.options, o.proxy, access)
+}
+
+// startEdge loads an edge in front of a new counting backend.
+func startEdge(t *testing.T, o edgeOpts) *edge {
+	t.Helper()
+	testcaddy.SkipShort(t)
+	b := newBackend(t)
+	port := testcaddy.FreePort(t)
+	logPath := filepath.Join(t.TempDir(), "caddy.log")
+	testcaddy.LoadCaddyfile(t, edgeCaddyfile(port, logPath, b.addr(), o))
+	e := &edge{logPath: logPath, site: &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
+		client: testcaddy.Client(20 * time.Second)}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("caddy log (tail):\n%s", tail(e.logText(), 6000))
+		}
+	})
+	return e
+}
+
+// config is the edge's Caddyfile with o, on the same port, backend and
+// log file.
+func (e *edge) config(o edgeOpts) string {
+	return edgeCaddyfile(e.port, e.logPath, e.backend.addr(), o)
+}
+
+func (e *edge) addr() string { return strings.TrimPrefix(e.url, "http://") }
+
+func (e *edge) logText() string {
+	b, _ := os.ReadFile(e.logPath)
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// checkNoPanic fails when Caddy logged a recovered panic (net/http logs
+// "http: panic serving …" through Caddy's logger).
+func (e *edge) checkNoPanic(t *testing.T) {
+	t.Helper()
+	for _, line := range strings.Split(e.logText(), "\n") {
+		if strings.Contains(strings.ToLower(line), "panic") {
+			t.Errorf("panic in Caddy's log: %s", tail(line, 2000))
+		}
+	}
+}
+
+// checkDocumented is the one check of an error answer, edge-made or
+// normalised: the status, Content-Type application/json, and exactly
+// {"error": code, "error_description": "<non-empty text containing desc>"}.
+func checkDocumented(t *testing.T, resp *http.Response, body []byte, status int, code, desc string) {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d; body %.300q", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("body is not JSON: %.300q", body)
+	}
+	got, _ := doc["error"].(string)
+	d, isString := doc["error_description"].(string)
+	if len(doc) != 2 || got != code || !isString || d == "" {
+		t.Errorf("body %s, want error %q with a description", body, code)
+	}
+	if desc != "" && !strings.Contains(d, desc) {
+		t.Errorf("description %q, want it to contain %q", d, desc)
+	}
+}
+
+// memoryStore finds the memory store the loaded config uses (shared
+// through storePool, keyed by its configuration).
+func memoryStore(t *testing.T, ttl time.Duration) store.Store {
+	t.Helper()
+	key := (&StoreConfig{Type: "memory", ReservationTTL: caddy.Duration(ttl)}).key()
+	var found store.Store
+	storePool.Range(func(k, v any) bool {
+		if k == key {
+			found = v.(storeHandle).Store
+			return false
+		}
+		return true
+	})
+	if found == nil {
+		t.Fatalf("no memory store with key %q in the pool", key)
+	}
+	return found
+}
+
+// waitReserved waits (bounded) until id holds no reservation.
+func waitReserved(t *testing.T, st store.Store, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		inv, err := st.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if inv.Reserved == 0 {
+			if inv.Used != 0 {
+				t.Errorf("%s: a use was kept for a client that left: %+v", id, inv)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: reservation still held after the client left: %+v", id, inv)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// provisionHandler provisions h the way Caddy does, outside of a running
+// Caddy, and releases it when the test ends.
+func provisionHandler(tb testing.TB, h *Handler) *Handler {
+	tb.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	tb.Cleanup(cancel)
+	// Without a Caddy config, ctx.Logger() is a development logger on
+	// stderr: keep its provision line out of test and benchmark output.
+	stderr := os.Stderr
+	os.Stderr, _ = os.Open(os.DevNull)
+	err := h.Provision(ctx)
+	os.Stderr.Close()
+	os.Stderr = stderr
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = h.Cleanup() })
+	if err := h.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	h.logger = zap.NewNop()
+	return h
+}
+
+// handlerRequest builds a join request as Caddy's server hands it to
+// handlers: a replacer and the vars map (with the client IP) in its
+// context.
+func handlerRequest(ip, accessToken, body string) *http.Request {
+	repl := caddy.NewReplacer()
+	// Caddy's server adds its http.* provider to every request's replacer.
+	repl.Map(func(string) (any, bool) { return nil, false })
+	vars := map[string]any{caddyhttp.ClientIPVarKey: ip}
+	ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl)
+	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, vars)
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1/user/groups/join", strings.NewReader(body))
+	r.RemoteAddr = ip + ":40000"
+	r.Header.Set("Content-Type", "application/json")
+	if accessToken != "" {
+		r.Header.Set("X-Auth-Token", accessToken)
+	}
+	return r
+}
+
+// clock is a settable test clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }

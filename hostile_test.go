@@ -12,8 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -22,125 +21,16 @@ import (
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// The hostile-input corpus: malicious and malformed requests sent through a
-// real in-process Caddy to group_join in front of a real backend that
-// counts what reaches it. Every row names the exact answer; none of them may
-// reach the backend, none may panic.
-
-// edgeOpts shapes the Caddyfile of an edge under test.
-type edgeOpts struct {
-	options  string // body of the group_join block
-	servers  string // extra lines of the global servers block
-	proxy    string // body of the reverse_proxy block
-	upstream string // reverse_proxy upstream; default: the backend
-	nolog    bool   // no access log (the default log still goes to the file)
-}
-
-// edge is an in-process Caddy logging everything at DEBUG to one file, with
-// the SPEC §6 filters on both the default log and the access log.
-type edge struct {
-	*site
-	logPath string
-}
-
-func edgeCaddyfile(port int, logPath, upstream string, o edgeOpts) string {
-	if o.upstream != "" {
-		upstream = o.upstream
-	}
-	access := fmt.Sprintf(`log {
-		output file %s
-		format filter {
-			request>headers>X-Auth-Token delete
-			request>headers>Macaroon delete
-		}
-	}`, logPath)
-	if o.nolog {
-		access = ""
-	}
-	return fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port %[1]d
-	log {
-		output file %[2]s
-		level DEBUG
-		format filter {
-			request>headers>X-Auth-Token delete
-			request>headers>Macaroon delete
-		}
-	}
-	servers {
-		trusted_proxies static 10.9.0.0/16
-		%[4]s
-	}
-}
-:%[1]d {
-	%[7]s
-	group_join /user/groups/join {
-		%[5]s
-	}
-	reverse_proxy /user/groups/join %[3]s {
-		%[6]s
-	}
-}
-`, port, logPath, upstream, o.servers, o.options, o.proxy, access)
-}
-
-// startEdge loads an edge in front of a new counting backend.
-func startEdge(t *testing.T, o edgeOpts) *edge {
-	t.Helper()
-	b := newBackend(t)
-	port := testcaddy.FreePort(t)
-	logPath := filepath.Join(t.TempDir(), "caddy.log")
-	testcaddy.LoadCaddyfile(t, edgeCaddyfile(port, logPath, b.addr(), o))
-	e := &edge{logPath: logPath, site: &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
-		client: testcaddy.Client(20 * time.Second)}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("caddy log (tail):\n%s", tail(e.logText(), 6000))
-		}
-	})
-	return e
-}
-
-// reload replaces the running config with o on the same port, backend and
-// log file, the way `caddy reload` does, then waits until the old server's
-// listener is gone (see testcaddy.WaitOneListener).
-func (e *edge) reload(t *testing.T, o edgeOpts) {
-	t.Helper()
-	if err := testcaddy.Reload(t, testcaddy.Adapt(t, edgeCaddyfile(e.port, e.logPath, e.backend.addr(), o))); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
-	testcaddy.WaitOneListener(t, e.port)
-}
-
-func (e *edge) addr() string { return strings.TrimPrefix(e.url, "http://") }
-
-func (e *edge) logText() string {
-	b, _ := os.ReadFile(e.logPath)
-	return string(b)
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// checkNoPanic fails when Caddy logged a recovered panic (net/http logs
-// "http: panic serving …" through Caddy's logger).
-func (e *edge) checkNoPanic(t *testing.T) {
-	t.Helper()
-	for _, line := range strings.Split(e.logText(), "\n") {
-		if strings.Contains(strings.ToLower(line), "panic") {
-			t.Errorf("panic in Caddy's log: %s", tail(line, 2000))
-		}
-	}
-}
+// The request table: the documented rejections and the hostile-input
+// corpus (malicious and malformed requests), one row per request with its
+// exact answer. One runner checks every answer (checkRow); the rows the
+// handler answers by itself run through ServeHTTP in TestRequestRows, and
+// every row runs through a real in-process Caddy in front of a backend
+// that counts what reaches it in TestHostileCorpus. None may reach the
+// backend, none may panic.
 
 // rawExchange writes req (request line, headers and body, already framed)
 // on a fresh connection while reading the answer, so a server that answers
@@ -288,6 +178,12 @@ func hostileRows(t *testing.T) []hostileRow {
 	tmpInvite := func(secret string, gen uint64) string {
 		return joinBody(mintT(t, secret, tokens.InviteID(tokens.Persistence{Generation: gen}, "bob", "g1", tokens.NewTokenID())))
 	}
+	// Rows of the documented rejections, one per answer.
+	expired := access(t, "alice", tokens.TimeCaveat(time.Now().Add(-time.Minute)))
+	otherKey := mintT(t, "another secret", tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", "t1"))
+	spaceInvite := mintT(t, testSecret, tokens.Identifier{Persistence: tokens.Persistence{Named: true},
+		Subject: tokens.Subject{Kind: "usr", ID: "bob"}, Type: tokens.TokenType{Kind: tokens.TypeInvite, Code: "ujs", TargetID: "s1"}, TokenID: "t2"})
+	goodBody := joinBody(invite(t, "g1"))
 
 	// Binary forgeries start from a correctly signed invite.
 	base := forge(t, testSecret, "2/nmd/usr-bob/ujg:g1:/tok1")
@@ -554,6 +450,39 @@ func hostileRows(t *testing.T) []hostileRow {
 		{name: "group consumers never match at the edge", headers: auth, body: inv("consumer = grp-*"), status: 403, code: "forbidden"},
 		{name: "unmet caveat beats consumer", headers: auth, body: inv("consumer = usr-carol", "ip = 192.0.2.1"), status: 400, code: "invalid_token", desc: generic},
 
+		// --- the documented rejections, one per answer ---
+		{name: "GET is 405", method: http.MethodGet, headers: auth, status: 405, code: "method_not_allowed"},
+		{name: "PUT is 405 before anything else", method: http.MethodPut, ctype: "text/plain", body: "junk", status: 405, code: "method_not_allowed"},
+		{name: "no credentials", body: goodBody, status: 401, code: "unauthorized"},
+		{name: "basic auth is not an access token", headers: []string{"Authorization", "Basic YTpi"}, body: goodBody, status: 401, code: "unauthorized"},
+		{name: "garbage access token", headers: []string{"X-Auth-Token", "nope"}, body: goodBody, status: 401, code: "invalid_token"},
+		{name: "expired access token", headers: []string{"X-Auth-Token", expired}, body: goodBody, status: 401, code: "invalid_token", desc: "expired"},
+		{name: "invite as access token", headers: []string{"X-Auth-Token", invite(t, "g1")}, body: goodBody, status: 401, code: "invalid_token"},
+		{name: "repeated X-Auth-Token", headers: []string{"X-Auth-Token", user, "X-Auth-Token", user}, body: goodBody, status: 401, code: "invalid_token"},
+		{name: "empty bearer", headers: []string{"Authorization", "Bearer "}, body: goodBody, status: 401, code: "invalid_token"},
+		{name: "user checked before body", body: "not json", status: 401, code: "unauthorized"},
+		{name: "wrong content type", ctype: "text/plain", headers: auth, body: goodBody, status: 400, code: "invalid_request", desc: "Content-Type"},
+		{name: "no content type", ctype: "-", headers: auth, body: goodBody, status: 400, code: "invalid_request", desc: "Content-Type"},
+		{name: "not JSON", headers: auth, body: "{token:", status: 400, code: "invalid_request", desc: "valid JSON"},
+		{name: "not an object", headers: auth, body: `["token"]`, status: 400, code: "invalid_request", desc: "object"},
+		{name: "token missing", headers: auth, body: `{"Token":"x"}`, status: 400, code: "invalid_request", desc: "missing"},
+		{name: "token empty", headers: auth, body: `{"token":""}`, status: 400, code: "invalid_request", desc: "empty"},
+		{name: "token not a string", headers: auth, body: `{"token":42}`, status: 400, code: "invalid_request", desc: "string"},
+		{name: "token twice", headers: auth, body: `{"token":"a","token":"b"}`, status: 400, code: "invalid_request", desc: "more than once"},
+		{name: "token twice, escaped key", headers: auth, body: `{"token":"a","\u0074oken":"b"}`, status: 400, code: "invalid_request", desc: "more than once"},
+		{name: "invalid UTF-8", headers: auth, body: "{\"token\":\"\xff\"}", status: 400, code: "invalid_request", desc: "valid JSON"},
+		{name: "body too large", headers: auth, body: `{"pad":"` + strings.Repeat("x", 70<<10) + `","token":"x"}`, status: 400, code: "invalid_request", desc: "too large"},
+		{name: "undecodable invite", headers: auth, body: `{"token":"JKAxNWxvY2F0aW9u"}`, status: 400, code: "invalid_token", desc: "Provided token could not be validated."},
+		{name: "invite signed with another key", headers: auth, body: joinBody(otherKey), status: 400, code: "invalid_token", desc: "Provided token could not be validated."},
+		{name: "expired invite", headers: auth, body: joinBody(invite(t, "g1", tokens.TimeCaveat(time.Now().Add(-time.Second)))), status: 400, code: "invalid_token", desc: "expired"},
+		{name: "space invite", headers: auth, body: joinBody(spaceInvite), status: 400, code: "invalid_token", desc: "not a group invite"},
+		{name: "access token as invite", headers: auth, body: joinBody(user), status: 400, code: "invalid_token", desc: "not a group invite"},
+		{name: "ip caveat unmet", headers: auth, body: joinBody(invite(t, "g1", "ip = 192.0.2.0/24")), status: 400, code: "invalid_token"},
+		{name: "geo caveat without database", headers: auth, body: joinBody(invite(t, "g1", "geo.country = PL")), status: 400, code: "invalid_token"},
+		{name: "service caveat on invite", headers: auth, body: joinBody(invite(t, "g1", "service = ozw-onezone")), status: 400, code: "invalid_token"},
+		{name: "consumer excludes caller", headers: auth, body: joinBody(invite(t, "g1", "consumer = usr-carol|grp-alice")), status: 403, code: "forbidden"},
+		{name: "bad caveat beats consumer", headers: auth, body: joinBody(invite(t, "g1", "consumer = usr-carol", "ip = 192.0.2.1")), status: 400, code: "invalid_token"},
+
 		// --- raised limits: max_body 3MiB, 2MB headers ---
 		{name: "token over 1 MiB", big: true, headers: auth, body: joinBody(bigToken), status: 400, code: "invalid_token", desc: "too large"},
 		{name: "JSON token over 1 MiB", big: true, headers: auth, body: joinBody(`{\"i\":\"` + strings.Repeat("x", tokens.MaxTokenSize) + `\"}`), status: 400, code: "invalid_token", desc: "too large"},
@@ -695,29 +624,121 @@ func rawHalfClosed(addr, req string) (*http.Response, []byte, error) {
 	return resp, b, nil
 }
 
-// checkDocumented asserts the documented error document: exactly
-// {"error": code, "error_description": "<text>"} as application/json.
-func checkDocumented(t *testing.T, resp *http.Response, body []byte, status int, code, desc string) {
+// checkRow is the one runner's check of one row's answer.
+func checkRow(t *testing.T, r hostileRow, user string, resp *http.Response, body []byte) {
 	t.Helper()
-	if resp.StatusCode != status {
-		t.Fatalf("status %d, want %d; body %.300q", resp.StatusCode, status, body)
+	if resp.StatusCode == http.StatusInternalServerError && r.status != 500 {
+		t.Fatalf("500: %s", body)
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q", ct)
+	if r.code == "" {
+		if resp.StatusCode != r.status {
+			t.Fatalf("status %d, want Go's %d; body %.300q", resp.StatusCode, r.status, body)
+		}
+		return
 	}
-	var doc map[string]any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		t.Fatalf("body is not JSON: %.300q", body)
+	checkDocumented(t, resp, body, r.status, r.code, r.desc)
+	switch r.status {
+	case http.StatusMethodNotAllowed:
+		if got := resp.Header.Get("Allow"); got != "POST" {
+			t.Errorf("Allow %q", got)
+		}
+	case http.StatusUnauthorized:
+		want := "Bearer"
+		if r.code == "invalid_token" {
+			want = `Bearer error="invalid_token"`
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); got != want {
+			t.Errorf("WWW-Authenticate %q, want %q", got, want)
+		}
 	}
-	got, _ := doc["error"].(string)
-	d, isString := doc["error_description"].(string)
-	if len(doc) != 2 || got != code || !isString || d == "" {
-		t.Errorf("body %s, want error %q with a description", body, code)
+	// Nothing of a token comes back: not the caller's, not a run of the
+	// body's.
+	if bytes.Contains(body, []byte(user[:32])) {
+		t.Errorf("answer echoes the access token: %s", body)
 	}
-	if desc != "" && !strings.Contains(d, desc) {
-		t.Errorf("description %q, want it to contain %q", d, desc)
+	if len(r.body) > 20 && bytes.Contains(body, []byte(r.body[10:20])) {
+		t.Errorf("answer echoes the body: %s", body)
+	}
+	if len(r.body) > 60 && bytes.Contains(body, []byte(r.body[12:44])) {
+		t.Errorf("answer echoes the body: %s", body)
 	}
 }
+
+// serveRow runs a row through ServeHTTP directly, as Caddy's server would
+// hand it over from 127.0.0.1; next counts what would reach the backend.
+func serveRow(t *testing.T, h *Handler, r hostileRow, next caddyhttp.Handler) (*http.Response, []byte) {
+	t.Helper()
+	req := handlerRequest("127.0.0.1", "", r.body)
+	if r.method != "" {
+		req.Method = r.method
+	}
+	if r.path != "" {
+		req.URL.Path = r.path
+	}
+	switch r.ctype {
+	case "":
+	case "-":
+		req.Header.Del("Content-Type")
+	default:
+		req.Header.Set("Content-Type", r.ctype)
+	}
+	for i := 0; i+1 < len(r.headers); i += 2 {
+		req.Header.Add(r.headers[i], r.headers[i+1])
+	}
+	if r.chunked {
+		req.ContentLength = -1
+		req.Body = io.NopCloser(io.MultiReader(strings.NewReader(r.body)))
+	}
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, req, next); err != nil {
+		t.Fatalf("ServeHTTP returned %v; the edge answers every request itself", err)
+	}
+	return w.Result(), w.Body.Bytes()
+}
+
+// unitRow reports whether a row's answer is the handler's alone: rows that
+// Go's HTTP server refuses or that need a raw connection run only against
+// the real edge.
+func unitRow(r hostileRow) bool { return r.code != "" && r.raw == nil }
+
+// TestRequestRows runs the corpus's rows that the handler answers by
+// itself through ServeHTTP, without a server: the everyday loop's share of
+// TestHostileCorpus, which sends every row through a real Caddy.
+func TestRequestRows(t *testing.T) {
+	keys := []Key{{Secret: testSecret}, {Generation: ptr(uint64(5)), Secret: genFive}, {Generation: ptr(uint64(7)), Secret: genSeven}}
+	small := provisionHandler(t, &Handler{Keys: keys})
+	big := provisionHandler(t, &Handler{Keys: keys, MaxBody: 3 << 20})
+	reached := 0
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		reached++
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	user := access(t, "alice")
+	n := 0
+	for _, r := range hostileRows(t) {
+		if !unitRow(r) {
+			continue
+		}
+		n++
+		t.Run(r.name, func(t *testing.T) {
+			h := small
+			if r.big {
+				h = big
+			}
+			resp, body := serveRow(t, h, r, next)
+			checkRow(t, r, user, resp, body)
+		})
+	}
+	if reached != 0 {
+		t.Errorf("%d rejected requests reached the next handler", reached)
+	}
+	if n < 60 {
+		t.Errorf("%d rows ran through ServeHTTP, want at least 60", n)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func TestHostileCorpus(t *testing.T) {
 	e := startEdge(t, edgeOpts{options: hostileOptions})
@@ -736,29 +757,12 @@ func TestHostileCorpus(t *testing.T) {
 				if err != nil {
 					t.Fatalf("no answer: %v", err)
 				}
-				if resp.StatusCode == http.StatusInternalServerError && r.status != 500 {
-					t.Fatalf("500: %s", body)
-				}
-				if r.code == "" {
-					if resp.StatusCode != r.status {
-						t.Fatalf("status %d, want Go's %d; body %.300q", resp.StatusCode, r.status, body)
-					}
-					return
-				}
-				checkDocumented(t, resp, body, r.status, r.code, r.desc)
-				// Nothing of a token comes back: not the caller's, not a
-				// 32-byte-plus run of the body's.
-				if bytes.Contains(body, []byte(user[:32])) {
-					t.Errorf("answer echoes the access token: %s", body)
-				}
-				if len(r.body) > 60 && bytes.Contains(body, []byte(r.body[12:44])) {
-					t.Errorf("answer echoes the body: %s", body)
-				}
+				checkRow(t, r, user, resp, body)
 			})
 		}
 	}
 	run(false)
-	e.reload(t, edgeOpts{options: hostileOptions + "\n\t\tmax_body 3MiB", servers: "max_header_size 2MB"})
+	e.reload(t, testcaddy.Adapt(t, e.config(edgeOpts{options: hostileOptions + "\n\t\tmax_body 3MiB", servers: "max_header_size 2MB"})))
 	run(true)
 
 	if n := len(e.backend.requests()); n != 0 {

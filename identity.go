@@ -50,6 +50,12 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, env *tokens.En
 	return caller{}, &ansNoUser, nil
 }
 
+// verifyAccess is Verifier.VerifyAccess with the caches in front of
+// Authenticate.
+func (h *Handler) verifyAccess(raw string, env *tokens.Env) (*tokens.Token, error) {
+	return h.access.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckAccess)
+}
+
 // accessTokenFrom finds the access token in X-Auth-Token, else
 // Authorization: Bearer, else Macaroon. present reports whether any of
 // them carries credentials; ok is false when the credentials are ambiguous

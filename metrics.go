@@ -30,13 +30,6 @@ func (m *metrics) count(outcome string) {
 
 func (*metrics) Destruct() error { return nil }
 
-// Each provisioned handler holds one reference (released in Cleanup): during
-// a reload the new config takes its reference before the old one lets go,
-// so the counters carry over.
-var metricsPool = caddy.NewUsagePool()
-
-const metricsKey = "metrics"
-
 func loadMetrics(reg *prometheus.Registry) (*metrics, error) {
 	v, _, err := metricsPool.LoadOrNew(metricsKey, func() (caddy.Destructor, error) {
 		return &metrics{

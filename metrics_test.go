@@ -116,10 +116,7 @@ func TestMetrics(t *testing.T) {
 	// A reload (same config, new registry) keeps the counts: the metrics
 	// live in a UsagePool that the new config takes before the old one lets
 	// go.
-	if err := testcaddy.Reload(t, cfg); err != nil {
-		t.Fatal(err)
-	}
-	testcaddy.WaitOneListener(t, s.port)
+	s.reload(t, cfg)
 	reloaded := scrapeMetrics(t, s)
 	for name := range want {
 		if reloaded[name] != after[name] {

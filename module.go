@@ -132,7 +132,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	keys, err := buildKeyring(h.Keys)
 	if err != nil {
-		return fmt.Errorf("group_join: %w", err)
+		return err
 	}
 	h.verifier = tokens.Verifier{Keys: keys, Service: h.Service}
 	h.access, h.invites = newTokenCaches(), newTokenCaches()
@@ -140,7 +140,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.GeoIPDB != "" || h.ASNDB != "" {
 		geo, key, err := loadGeo(h.GeoIPDB, h.ASNDB)
 		if err != nil {
-			return fmt.Errorf("group_join: %w", err)
+			return err
 		}
 		h.verifier.Geo, h.geoKey = newGeoCache(geo), key
 	}
@@ -148,13 +148,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Store != nil {
 		h.store, h.storeKey, err = h.Store.open()
 		if err != nil {
-			return fmt.Errorf("group_join: %w", err)
+			return err
 		}
 	}
 
 	h.metrics, err = loadMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
-		return fmt.Errorf("group_join: metrics: %w", err)
+		return fmt.Errorf("metrics: %w", err)
 	}
 	n, lowest := keys.Generations()
 	h.logger.Info("group_join provisioned",
@@ -214,20 +214,20 @@ func placeholderHint(s string) string {
 // Validate checks the parts of the config that Provision does not.
 func (h *Handler) Validate() error {
 	if h.MaxBody < 0 {
-		return errors.New("group_join: max_body must be positive")
+		return errors.New("max_body must be positive")
 	}
 	if !strings.HasPrefix(h.LocationPrefix, "/") && !strings.Contains(h.LocationPrefix, "://") {
-		return fmt.Errorf("group_join: location_prefix %q must be a path or an absolute URL", h.LocationPrefix)
+		return fmt.Errorf("location_prefix %q must be a path or an absolute URL", h.LocationPrefix)
 	}
 	for i, s := range h.identity {
 		switch s.Source {
 		case SourceAccessToken:
 		case SourcePlaceholder:
 			if !strings.HasPrefix(s.Placeholder, "{") || !strings.HasSuffix(s.Placeholder, "}") {
-				return fmt.Errorf("group_join: identity #%d: %q is not a placeholder", i+1, s.Placeholder)
+				return fmt.Errorf("identity #%d: %q is not a placeholder", i+1, s.Placeholder)
 			}
 		default:
-			return fmt.Errorf("group_join: identity #%d: unknown source %q (want access_token or placeholder)", i+1, s.Source)
+			return fmt.Errorf("identity #%d: unknown source %q (want access_token or placeholder)", i+1, s.Source)
 		}
 	}
 	if h.Preview != nil {
@@ -236,7 +236,7 @@ func (h *Handler) Validate() error {
 		}
 	}
 	if h.Service != "" && !strings.Contains(h.Service, "-") {
-		return fmt.Errorf("group_join: service %q must look like ozw-<id>", h.Service)
+		return fmt.Errorf("service %q must look like ozw-<id>", h.Service)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
@@ -236,7 +237,7 @@ func TestReloadRotationUnderLoad(t *testing.T) {
 	probes201 := 2
 	for _, s := range steps {
 		time.Sleep(400 * time.Millisecond)
-		e.reload(t, rotationOptions(s.gens...))
+		e.reload(t, testcaddy.Adapt(t, e.config(rotationOptions(s.gens...))))
 		// The reload has returned: the new keys decide at once.
 		for _, p := range s.probes {
 			resp := probeJoin(t, e, tmpInviteOf(t, p.gen), user)
@@ -286,7 +287,7 @@ func TestReloadNewKeysUnderLoad(t *testing.T) {
 	for g := uint64(4); g <= 7; g++ {
 		time.Sleep(400 * time.Millisecond)
 		gens = append(gens, g)
-		e.reload(t, rotationOptions(gens...))
+		e.reload(t, testcaddy.Adapt(t, e.config(rotationOptions(gens...))))
 		if resp := probeJoin(t, e, tmpInviteOf(t, g), user); resp.StatusCode != 201 {
 			t.Errorf("tmp-%d right after its key was added: %d %s", g, resp.StatusCode, bodyOf(resp))
 		}

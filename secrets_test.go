@@ -46,9 +46,9 @@ func bytesForms(b []byte) []string {
 
 // TestSecretsNeverLogged runs a whole scenario — success, every rejection
 // kind, store refusals and failures, backend failures — with Caddy at
-// DEBUG and the access log on, both with SPEC §6's filter, and checks that
-// no token, signature, key or store password appears in any log line or
-// answer body.
+// DEBUG and the access log on, both with the documented redacting filter,
+// and checks that no token, signature, key or store password appears in
+// any log line or answer body.
 func TestSecretsNeverLogged(t *testing.T) {
 	const storeTTL = 19 * time.Minute
 	const redisPassword = "redis-pass-never-logged-7781"
@@ -158,11 +158,11 @@ func TestSecretsNeverLogged(t *testing.T) {
 	})
 	run([]step{{"backend timeout", "", joinBody(backendFail), auth, 504}})
 	closed := closedPort(t)
-	e.reload(t, edgeOpts{options: options, upstream: closed})
+	e.reload(t, testcaddy.Adapt(t, e.config(edgeOpts{options: options, upstream: closed})))
 	run([]step{{"backend unreachable", "", joinBody(backendFail), auth, 502}})
 
 	// Store failure: Redis unreachable, with a password in its URL.
-	e.reload(t, edgeOpts{options: "key " + testSecret + "\n\t\tstore redis redis://:" + redisPassword + "@" + closed + "/0 {\n\t\t\ttimeout 300ms\n\t\t}"})
+	e.reload(t, testcaddy.Adapt(t, e.config(edgeOpts{options: "key " + testSecret + "\n\t\tstore redis redis://:" + redisPassword + "@" + closed + "/0 {\n\t\t\ttimeout 300ms\n\t\t}"})))
 	run([]step{{"store unreachable", "", joinBody(backendFail), auth, 503}})
 
 	logs := e.logText()

@@ -1,7 +1,6 @@
 package groupjoin
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/store"
-	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
 // StoreConfig selects where the usage limits and revocations of named
@@ -57,11 +55,6 @@ type StoreConfig struct {
 	MinReplicas    int            `json:"min_replicas,omitempty"`
 	ReplicaTimeout caddy.Duration `json:"replica_timeout,omitempty"`
 }
-
-// Stores are shared through a UsagePool keyed by their configuration, so a
-// config reload keeps the memory store's state and the Redis connection
-// pool. The admin API finds them there too.
-var storePool = caddy.NewUsagePool()
 
 type storeHandle struct {
 	store.Store
@@ -422,52 +415,4 @@ func unmarshalStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 		return nil, d.Err(err.Error())
 	}
 	return c, nil
-}
-
-// settleTimeout bounds a commit or release; they run even when the client
-// has gone away, so the use is neither lost nor leaked.
-const settleTimeout = 2 * time.Second
-
-// reserve takes one use of a named invite when a store is configured.
-// Temporary invites are revoked by generation and need no store.
-func (h *Handler) reserve(r context.Context, invite *tokens.Token) (store.Reservation, *answer, error) {
-	if h.store == nil || !invite.ID.Persistence.Named {
-		return nil, nil, nil
-	}
-	ctx, cancel := context.WithTimeout(r, settleTimeout)
-	defer cancel()
-	res, err := h.store.Reserve(ctx, invite.ID.TokenID)
-	switch {
-	case err == nil:
-		return res, nil, nil
-	case errors.Is(err, store.ErrUnknown):
-		a := inviteAnswer(tokens.ErrUnknown)
-		return nil, &a, err
-	case errors.Is(err, store.ErrRevoked):
-		a := inviteAnswer(tokens.ErrRevoked)
-		return nil, &a, err
-	case errors.Is(err, store.ErrUsedUp):
-		a := inviteAnswer(tokens.ErrUsedUp)
-		return nil, &a, err
-	}
-	return nil, &ansUnavailable, err
-}
-
-// settle keeps the use on a join and gives it back otherwise.
-func (h *Handler) settle(res store.Reservation, joined bool, d *decision) {
-	if res == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
-	var err error
-	if joined {
-		err = res.Commit(ctx)
-	} else {
-		err = res.Release(ctx)
-	}
-	if err != nil {
-		h.logger.Error("invite store: settling the reservation failed",
-			zap.String("token_id", d.tokenID), zap.Bool("joined", joined), zap.Error(err))
-	}
 }

@@ -35,8 +35,8 @@ import (
 //     so that junk, which anyone can send, never evicts a good token.
 //
 // Keys are SHA-256 digests of the token: token strings are not kept. Each
-// cache holds at most tokenCacheSize entries (a full shard drops an entry,
-// expired ones first).
+// cache holds at most tokenCacheSize entries (a full shard drops its
+// expired entries, or else a sixteenth of them at random).
 type tokenCaches struct {
 	passed, refused *tokenCache
 }
@@ -94,11 +94,10 @@ type tokenCache struct {
 }
 
 const (
-	cacheShards      = 16
-	tokenCacheSize   = 8192
-	tokenCacheTTL    = 5 * time.Minute
-	maxCachedToken   = 8 << 10 // longer tokens are verified every time
-	evictionSampling = 8
+	cacheShards    = 16
+	tokenCacheSize = 8192
+	tokenCacheTTL  = 5 * time.Minute
+	maxCachedToken = 8 << 10 // longer tokens are verified every time
 )
 
 type cacheShard struct {
@@ -167,26 +166,10 @@ func (c *tokenCache) put(k *[sha256.Size]byte, e cacheEntry, now time.Time) {
 	s.m[*k] = e
 }
 
-// evict drops the expired entries among a few (map order is random), or
-// else the first of them.
+// evict makes room in a full shard: expired entries go first, then live
+// ones at random.
 func (s *cacheShard) evict(now int64) {
-	var first [sha256.Size]byte
-	n, dropped := 0, false
-	for k, e := range s.m {
-		if n == 0 {
-			first = k
-		}
-		if now >= e.until {
-			delete(s.m, k)
-			dropped = true
-		}
-		if n++; n == evictionSampling {
-			break
-		}
-	}
-	if !dropped {
-		delete(s.m, first)
-	}
+	makeRoom(s.m, evictionBatch(len(s.m)), func(e cacheEntry) bool { return now >= e.until })
 }
 
 // stats reports the number of entries (live or not yet evicted), hits
@@ -201,16 +184,4 @@ func (c *tokenCache) stats() (entries int, hits, misses uint64) {
 		misses += s.misses.Load()
 	}
 	return entries, hits, misses
-}
-
-// verifyAccess is Verifier.VerifyAccess with the caches in front of
-// Authenticate.
-func (h *Handler) verifyAccess(raw string, env *tokens.Env) (*tokens.Token, error) {
-	return h.access.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckAccess)
-}
-
-// verifyInvite is Verifier.VerifyInvite with the caches in front of
-// Authenticate.
-func (h *Handler) verifyInvite(raw string, env *tokens.Env) (*tokens.Token, error) {
-	return h.invites.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckInvite)
 }

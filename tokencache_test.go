@@ -3,18 +3,16 @@ package groupjoin
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
@@ -23,54 +21,6 @@ import (
 // is still refused once its time caveat passes, its ip caveat is still
 // checked on every request, tokens of a generation a reload removed are
 // refused, and the cache stays bounded.
-
-// provisionHandler provisions h the way Caddy does, outside of a running
-// Caddy, and releases it when the test ends.
-func provisionHandler(tb testing.TB, h *Handler) *Handler {
-	tb.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	tb.Cleanup(cancel)
-	// Without a Caddy config, ctx.Logger() is a development logger on
-	// stderr: keep its provision line out of test and benchmark output.
-	stderr := os.Stderr
-	os.Stderr, _ = os.Open(os.DevNull)
-	err := h.Provision(ctx)
-	os.Stderr.Close()
-	os.Stderr = stderr
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = h.Cleanup() })
-	if err := h.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	h.logger = zap.NewNop()
-	return h
-}
-
-// handlerRequest builds a join request as Caddy's server hands it to
-// handlers: a replacer and the vars map (with the client IP) in its
-// context.
-func handlerRequest(ip, accessToken, body string) *http.Request {
-	repl := caddy.NewReplacer()
-	// Caddy's server adds its http.* provider to every request's replacer.
-	repl.Map(func(string) (any, bool) { return nil, false })
-	vars := map[string]any{caddyhttp.ClientIPVarKey: ip}
-	ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl)
-	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, vars)
-	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1/user/groups/join", strings.NewReader(body))
-	r.RemoteAddr = ip + ":40000"
-	r.Header.Set("Content-Type", "application/json")
-	if accessToken != "" {
-		r.Header.Set("X-Auth-Token", accessToken)
-	}
-	return r
-}
-
-// clock is a settable test clock.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
 
 // cacheFixture is a provisioned handler with a test clock and a backend
 // that counts what reaches it.
@@ -105,11 +55,17 @@ func (f *cacheFixture) join(t *testing.T, ip, user string) *httptest.ResponseRec
 	return w
 }
 
-func (f *cacheFixture) expect(t *testing.T, w *httptest.ResponseRecorder, status int, inBody string) {
+// expect checks a 201, or the documented error with code and a
+// description containing desc.
+func (f *cacheFixture) expect(t *testing.T, w *httptest.ResponseRecorder, status int, code, desc string) {
 	t.Helper()
-	if w.Code != status || !strings.Contains(w.Body.String(), inBody) {
-		t.Fatalf("status %d body %q, want %d with %q", w.Code, w.Body.String(), status, inBody)
+	if status == http.StatusCreated {
+		if w.Code != status {
+			t.Fatalf("status %d body %q, want %d", w.Code, w.Body.String(), status)
+		}
+		return
 	}
+	checkDocumented(t, w.Result(), w.Body.Bytes(), status, code, desc)
 }
 
 // stats asserts the access tokens' passed cache's counters.
@@ -131,17 +87,17 @@ func TestAccessCacheHonoursTimeCaveat(t *testing.T) {
 	t0 := f.clk.t
 	user := access(t, "alice", tokens.TimeCaveat(t0.Add(time.Minute)))
 
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 0, 1)
 	f.clk.t = t0.Add(59 * time.Second)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 1) // served from the cache
 
 	// The time caveat passes: refused, although the token was cached.
 	f.clk.t = t0.Add(time.Minute)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "expired")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "invalid_token", "expired")
 	f.clk.t = t0.Add(time.Hour)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "expired")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusUnauthorized, "invalid_token", "expired")
 	if f.forward != 2 {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
 	}
@@ -155,28 +111,28 @@ func TestAccessCacheEntryNeverOutlivesTTL(t *testing.T) {
 	f := newCacheFixture(t)
 	t0 := f.clk.t
 	user := access(t, "alice") // no time caveat at all
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.clk.t = t0.Add(tokenCacheTTL - time.Second)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 1)
 	// After the TTL the token is verified again (a miss), then cached anew.
 	f.clk.t = t0.Add(tokenCacheTTL)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 2)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 2, 2)
 }
 
 func TestAccessCacheChecksIPCaveatPerRequest(t *testing.T) {
 	f := newCacheFixture(t)
 	user := access(t, "alice", "ip = 192.0.2.0/24")
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
-	f.expect(t, f.join(t, "192.0.2.77", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
+	f.expect(t, f.join(t, "192.0.2.77", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 1)
 	// Same cached token from another address: refused, from the cache.
-	f.expect(t, f.join(t, "198.51.100.1", user), http.StatusUnauthorized, "invalid_token")
+	f.expect(t, f.join(t, "198.51.100.1", user), http.StatusUnauthorized, "invalid_token", "")
 	f.stats(t, 1, 2, 1)
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	if f.forward != 3 {
 		t.Fatalf("%d requests forwarded, want 3", f.forward)
 	}
@@ -188,7 +144,7 @@ func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
 	inviteAsUser := invite(t, "g1")
 	wrongService := access(t, "alice", "service = ozw-elsewhere")
 	for _, tok := range []string{forged, forged, inviteAsUser, inviteAsUser, wrongService, wrongService} {
-		f.expect(t, f.join(t, "192.0.2.1", tok), http.StatusUnauthorized, "invalid_token")
+		f.expect(t, f.join(t, "192.0.2.1", tok), http.StatusUnauthorized, "invalid_token", "")
 	}
 	if e, h, _ := f.h.access.passed.stats(); e != 0 || h != 0 {
 		t.Fatalf("refused tokens in the cache: %d entries, %d hits", e, h)
@@ -196,12 +152,12 @@ func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
 	// A token that differs from a cached one is its own entry: the cache
 	// never answers for a token it has not verified.
 	user := access(t, "alice")
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	tampered := user[:len(user)-2] + "AA"
 	if tampered == user {
 		tampered = user[:len(user)-2] + "BB"
 	}
-	f.expect(t, f.join(t, "192.0.2.1", tampered), http.StatusUnauthorized, "invalid_token")
+	f.expect(t, f.join(t, "192.0.2.1", tampered), http.StatusUnauthorized, "invalid_token", "")
 }
 
 func TestAccessCacheBounded(t *testing.T) {
@@ -222,7 +178,8 @@ func TestAccessCacheBounded(t *testing.T) {
 	// A full shard drops expired entries first.
 	var sh cacheShard
 	sh.m = make(map[[sha256.Size]byte]cacheEntry)
-	for i := range evictionSampling {
+	const full = 8
+	for i := range full {
 		until := now.Add(time.Hour).UnixNano()
 		if i == 3 {
 			until = now.UnixNano()
@@ -230,7 +187,7 @@ func TestAccessCacheBounded(t *testing.T) {
 		sh.m[key(i)] = cacheEntry{tok: &tokens.Token{}, until: until}
 	}
 	sh.evict(now.UnixNano())
-	if _, ok := sh.m[key(3)]; ok || len(sh.m) != evictionSampling-1 {
+	if _, ok := sh.m[key(3)]; ok || len(sh.m) != full-1 {
 		t.Fatalf("eviction kept the expired entry or dropped a live one: %d left", len(sh.m))
 	}
 	later := now.Add(2 * time.Second)
@@ -274,13 +231,13 @@ func TestAccessCacheRevokedGenerationAfterReload(t *testing.T) {
 func TestAccessCacheBelongsToItsHandler(t *testing.T) {
 	f := newCacheFixture(t)
 	user := access(t, "alice")
-	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "")
+	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	other := provisionHandler(t, &Handler{Keys: []Key{{Secret: "a different secret"}}})
 	w := httptest.NewRecorder()
 	if err := other.ServeHTTP(w, handlerRequest("192.0.2.1", user, joinBody(invite(t, "g1"))), f.next); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, w, http.StatusUnauthorized, "invalid_token")
+	f.expect(t, w, http.StatusUnauthorized, "invalid_token", "")
 	if e, _, _ := other.access.passed.stats(); e != 0 {
 		t.Fatalf("new handler's cache has %d entries", e)
 	}
@@ -311,11 +268,11 @@ func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
 	t0 := f.clk.t
 	inv := invite(t, "g1", tokens.TimeCaveat(t0.Add(time.Minute)))
 	for _, u := range []string{"alice", "carol"} {
-		f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, u), inv), http.StatusCreated, "")
+		f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, u), inv), http.StatusCreated, "", "")
 	}
 	f.inviteStats(t, 1, 1, 1)
 	f.clk.t = t0.Add(time.Minute)
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusBadRequest, "Invite token has expired.")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusBadRequest, "invalid_token", "Invite token has expired.")
 	if f.forward != 2 {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
 	}
@@ -329,12 +286,12 @@ func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
 func TestInviteCacheTTL(t *testing.T) {
 	f := newCacheFixture(t)
 	inv := invite(t, "g1") // no time caveat
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), inv), http.StatusCreated, "", "")
 	f.clk.t = f.clk.t.Add(tokenCacheTTL - time.Second)
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), inv), http.StatusCreated, "", "")
 	f.inviteStats(t, 1, 1, 1)
 	f.clk.t = f.clk.t.Add(time.Second)
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "dave"), inv), http.StatusCreated, "", "")
 	f.inviteStats(t, 1, 1, 2) // verified again, then cached again
 }
 
@@ -342,10 +299,10 @@ func TestInviteCacheChecksCaveatsOnEveryRequest(t *testing.T) {
 	f := newCacheFixture(t)
 	alice, carol := access(t, "alice"), access(t, "carol")
 	inv := invite(t, "g1", "ip = 192.0.2.0/24", "consumer = usr-alice")
-	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, inv), http.StatusCreated, "")
-	f.expect(t, f.joinInvite(t, "198.51.100.7", alice, inv), http.StatusBadRequest, genericInviteDesc)
-	f.expect(t, f.joinInvite(t, "192.0.2.9", carol, inv), http.StatusForbidden, "not meant for the current user")
-	f.expect(t, f.joinInvite(t, "192.0.2.9", alice, inv), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, inv), http.StatusCreated, "", "")
+	f.expect(t, f.joinInvite(t, "198.51.100.7", alice, inv), http.StatusBadRequest, "invalid_token", genericInviteDesc)
+	f.expect(t, f.joinInvite(t, "192.0.2.9", carol, inv), http.StatusForbidden, "forbidden", "not meant for the current user")
+	f.expect(t, f.joinInvite(t, "192.0.2.9", alice, inv), http.StatusCreated, "", "")
 	f.inviteStats(t, 1, 3, 1)
 	if f.forward != 2 {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
@@ -359,9 +316,9 @@ func TestInviteCacheRefusedNeverCached(t *testing.T) {
 	bound := invite(t, "g1", "consumer = usr-carol")
 	accessTok := access(t, "dave")
 	for range 2 {
-		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, forged), http.StatusBadRequest, genericInviteDesc)
-		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, bound), http.StatusForbidden, "")
-		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, accessTok), http.StatusBadRequest, "not a group invite")
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, forged), http.StatusBadRequest, "invalid_token", genericInviteDesc)
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, bound), http.StatusForbidden, "forbidden", "")
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, accessTok), http.StatusBadRequest, "invalid_token", "not a group invite")
 	}
 	f.inviteStats(t, 0, 0, 6)
 	if f.forward != 0 {
@@ -391,18 +348,18 @@ func TestInviteCacheStoreStillDecides(t *testing.T) {
 	if err := f.h.store.Register(ctx, onceID, 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), once), http.StatusCreated, "")
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), once), http.StatusBadRequest, "usage limit")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), once), http.StatusCreated, "", "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), once), http.StatusBadRequest, "invalid_token", "usage limit")
 
 	revoked, revokedID := mint()
 	if err := f.h.store.Register(ctx, revokedID, 10, 0); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), revoked), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), revoked), http.StatusCreated, "", "")
 	if err := f.h.store.Revoke(ctx, revokedID); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), revoked), http.StatusBadRequest, "revoked")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), revoked), http.StatusBadRequest, "invalid_token", "revoked")
 	f.inviteStats(t, 2, 2, 2)
 	if forwarded != 2 {
 		t.Fatalf("%d requests forwarded, want 2", forwarded)
@@ -510,7 +467,7 @@ func TestRefusedTokensNeverEvictPassed(t *testing.T) {
 	f := newCacheFixture(t)
 	alice := access(t, "alice")
 	good := invite(t, "g1")
-	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "", "")
 	junk := invite(t, "g1")
 	for i := range 2 * tokenCacheSize {
 		// Distinct, well-formed-looking invites with a broken signature.
@@ -527,7 +484,7 @@ func TestRefusedTokensNeverEvictPassed(t *testing.T) {
 		t.Fatalf("refused cache grew to %d entries, bound %d", e, tokenCacheSize)
 	}
 	e, hits, _ := f.h.invites.passed.stats()
-	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "")
+	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "", "")
 	if _, hits2, _ := f.h.invites.passed.stats(); e != 1 || hits2 != hits+1 {
 		t.Fatalf("the good invite left the cache: %d entries, hits %d → %d", e, hits, hits2)
 	}
@@ -542,4 +499,24 @@ func generationKeys(gens ...int) string {
 		b.WriteString("\n\t\tkey " + strconv.Itoa(g) + " cache-gen-secret-" + strconv.Itoa(g))
 	}
 	return b.String()
+}
+
+// BenchmarkTokenCachePutFull measures an insertion into a full cache, the
+// eviction included: what a flood of distinct junk tokens costs the
+// refused cache.
+func BenchmarkTokenCachePutFull(b *testing.B) {
+	c := newTokenCache(tokenCacheSize, time.Hour)
+	now := time.Unix(1_900_000_000, 0)
+	keys := make([][sha256.Size]byte, 4*tokenCacheSize)
+	for i := range keys {
+		keys[i] = tokenKey("junk-" + strconv.Itoa(i))
+	}
+	for i := range tokenCacheSize {
+		c.put(&keys[i], cacheEntry{err: errors.New("junk")}, now)
+	}
+	e := cacheEntry{err: errors.New("junk")}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		c.put(&keys[i%len(keys)], e, now)
+	}
 }

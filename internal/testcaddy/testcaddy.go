@@ -59,10 +59,21 @@ func Adapt(t testing.TB, caddyfile string) []byte {
 
 var loadMu sync.Mutex
 
+// SkipShort skips the test under -short. Every helper here that starts a
+// Caddy (Load, LoadCaddyfile, Binary, StartProcess) calls it: the short
+// loop runs only tests that need no server.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real Caddy; runs without -short")
+	}
+}
+
 // Load runs cfg (JSON) in the in-process Caddy, replacing whatever runs,
 // and stops Caddy when the test ends.
 func Load(t testing.TB, cfg []byte) {
 	t.Helper()
+	SkipShort(t)
 	loadMu.Lock()
 	err := caddy.Load(cfg, true)
 	loadMu.Unlock()
@@ -140,6 +151,7 @@ var (
 // Binary builds ./cmd/caddy once per test binary and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")

@@ -18,6 +18,7 @@ import (
 // load error. A config that loads is stopped when the test ends.
 func loadConfigErr(t *testing.T, cfg []byte) error {
 	t.Helper()
+	testcaddy.SkipShort(t)
 	err := caddy.Load(cfg, true)
 	if err == nil {
 		t.Cleanup(func() { _ = caddy.Stop() })
@@ -48,6 +49,26 @@ func provisionJSON(port int, handler string) []byte {
 		"routes": [{"handle": [%s]}]
 	}}}}
 }`, port, handler))
+}
+
+// checkOnePrefix checks that a load error names the module once: Caddy
+// writes "provision http.handlers.group_join: " or
+// "http.handlers.group_join: invalid configuration: ", and the handler's
+// own message follows without a second "group_join:".
+func checkOnePrefix(t *testing.T, msg string) {
+	t.Helper()
+	const module = "http.handlers.group_join: "
+	i := strings.LastIndex(msg, module)
+	if i < 0 {
+		if !strings.Contains(msg, "decoding module config") { // a JSON field Caddy refused before provision
+			t.Errorf("error does not name %q:\n%s", module, msg)
+		}
+		return
+	}
+	own := strings.TrimPrefix(msg[i+len(module):], "invalid configuration: ")
+	if strings.HasPrefix(own, "group_join") {
+		t.Errorf("the handler's message repeats the module name:\n%s", msg)
+	}
 }
 
 func TestProvisionErrors(t *testing.T) {
@@ -124,6 +145,7 @@ func TestProvisionErrors(t *testing.T) {
 				t.Fatal("config loaded")
 			}
 			msg := err.Error()
+			checkOnePrefix(t, msg)
 			for _, w := range c.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error does not contain %q:\n%s", w, msg)
@@ -167,6 +189,7 @@ func TestProvisionErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("config loaded")
 			}
+			checkOnePrefix(t, err.Error())
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not contain %q:\n%s", w, err)
