@@ -208,9 +208,10 @@ func TestUpstreamUnreachableAndNoBackend(t *testing.T) {
 	s.backend.srv.Close() // reverse_proxy now fails to dial
 	expectError(t, s.join(joinBody(invite(t, "g1")), auth...), 502, "bad_gateway")
 
-	// group_join with nothing after it: no answer is never a success.
+	// group_join with nothing after it: no answer is never a success. The
+	// config replaces s2's on its port, so wait for the old listener to go
+	// (a request the kernel queued on it would be reset).
 	s2 := startSite(t, "key "+testSecret)
-	_ = s2
 	port := s2.port
 	cfg := strings.NewReplacer("PORT", itoa(port)).Replace(`{
 	admin off
@@ -223,7 +224,7 @@ func TestUpstreamUnreachableAndNoBackend(t *testing.T) {
 		key ` + testSecret + `
 	}
 }`)
-	loadCaddyfileT(t, cfg)
+	s2.reload(t, testcaddy.Adapt(t, cfg))
 	expectError(t, s2.join(joinBody(invite(t, "g1")), auth...), 500, "internal_error")
 }
 

@@ -180,8 +180,6 @@ func expectError(t *testing.T, resp *http.Response, status int, code string) {
 
 func itoa(n int) string { return fmt.Sprint(n) }
 
-func loadCaddyfileT(t *testing.T, cfg string) { testcaddy.LoadCaddyfile(t, cfg) }
-
 // testGlobals is the global options block of the tests' Caddyfiles: admin
 // (an address, or "off"), no automatic HTTPS, nothing persisted, HTTP on
 // port, logs discarded; extra goes inside the block as it is.
