@@ -36,13 +36,27 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_body <size>                       # default 64KiB
 //	    location_prefix <prefix>              # default /user/groups/
 //	    upstream_headers on|off               # default on
-//	    store memory                          # one instance
-//	    store redis <redis-url> {             # a fleet of instances
+//	    store memory [{                       # one instance
+//	        reservation_ttl <duration>        # default 1m
+//	    }]
+//	    store redis <redis-url> [{            # a fleet sharing one Redis primary
 //	        password <password>
 //	        key_prefix <prefix>               # default groupjoin:
 //	        timeout <duration>                # default 1s
 //	        reservation_ttl <duration>        # default 1m
 //	        tls
+//	        min_replicas <n> [<timeout>]      # default off; timeout 500ms
+//	    }]
+//	    store redis {                         # a fleet on Redis Sentinel
+//	        sentinels <host:port>...
+//	        master <name>
+//	        sentinel_password <password>
+//	        db <n>                            # default 0
+//	        ...                               # the options above
+//	    }
+//	    store redis {                         # a fleet on Redis Cluster
+//	        cluster <host:port>...            # seed nodes
+//	        ...                               # the options above
 //	    }
 //	    preview [<examine_path> <verify_path>] # default /tokens/examine /tokens/verify_invite_token
 //	}
