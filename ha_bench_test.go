@@ -4,20 +4,13 @@ package groupjoin
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
 
-	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store/redistest"
 )
 
@@ -77,44 +70,7 @@ func BenchmarkJoinStoreHA(b *testing.B) {
 }
 
 func benchJoinLatency(b *testing.B, sc *StoreConfig) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h := &Handler{Keys: []Key{{Secret: testSecret}}, Store: sc}
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer h.Cleanup()
-	if err := h.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	h.logger = zap.NewNop()
-	tok, id := namedInvite(b, "g1")
-	if h.store != nil {
-		if err := h.store.Register(context.Background(), id, store.Unlimited, time.Hour); err != nil {
-			b.Fatal(err)
-		}
-	}
-	user := access(b, "alice")
-	body := joinBody(tok)
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	})
-	w := &storeBenchWriter{h: make(http.Header)}
-	serve := func() {
-		repl := caddy.NewReplacer()
-		rctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl)
-		rctx = context.WithValue(rctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.1"})
-		r, _ := http.NewRequestWithContext(rctx, http.MethodPost, "http://127.0.0.1/user/groups/join", strings.NewReader(body))
-		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("X-Auth-Token", user)
-		clear(w.h)
-		w.status = 0
-		if err := h.ServeHTTP(w, r, next); err != nil || w.status != http.StatusCreated {
-			b.Fatalf("status %d, err %v", w.status, err)
-		}
-	}
+	_, _, serve := newJoinBench(b, sc)
 	for range 50 { // warm the pools and script caches
 		serve()
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store"
@@ -506,17 +505,29 @@ func BenchmarkJoinStore(b *testing.B) {
 }
 
 func benchJoinStore(b *testing.B, sc *StoreConfig) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h := &Handler{Keys: []Key{{Secret: testSecret}}, Store: sc}
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
+	h, id, serve := newJoinBench(b, sc)
+	serve()
+	joins := int64(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		serve()
+		joins++
 	}
-	defer h.Cleanup()
-	if err := h.Validate(); err != nil {
-		b.Fatal(err)
+	if h.store != nil {
+		inv, err := h.store.Get(context.Background(), id)
+		if err != nil || inv.Used != joins || inv.Reserved != 0 {
+			b.Fatalf("store state %+v, %v after %d joins", inv, err, joins)
+		}
 	}
-	h.logger = zap.NewNop()
+}
+
+// newJoinBench provisions a handler with store sc, registers a named
+// invite (unlimited) in that store, and returns serve, which runs one
+// admitted join of that invite through (*Handler).ServeHTTP with a next
+// handler answering 204, no HTTP, and fails b unless it answers 201.
+func newJoinBench(b *testing.B, sc *StoreConfig) (h *Handler, id string, serve func()) {
+	b.Helper()
+	h = provisionHandler(b, &Handler{Keys: []Key{{Secret: testSecret}}, Store: sc})
 	tok, id := namedInvite(b, "g1")
 	if h.store != nil {
 		if err := h.store.Register(context.Background(), id, store.Unlimited, time.Hour); err != nil {
@@ -531,7 +542,7 @@ func benchJoinStore(b *testing.B, sc *StoreConfig) {
 		return nil
 	})
 	w := &storeBenchWriter{h: make(http.Header)}
-	serve := func() {
+	serve = func() {
 		repl := caddy.NewReplacer()
 		rctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl)
 		rctx = context.WithValue(rctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.1"})
@@ -544,19 +555,7 @@ func benchJoinStore(b *testing.B, sc *StoreConfig) {
 			b.Fatalf("status %d, err %v", w.status, err)
 		}
 	}
-	serve()
-	joins := int64(1)
-	b.ReportAllocs()
-	for b.Loop() {
-		serve()
-		joins++
-	}
-	if h.store != nil {
-		inv, err := h.store.Get(context.Background(), id)
-		if err != nil || inv.Used != joins || inv.Reserved != 0 {
-			b.Fatalf("store state %+v, %v after %d joins", inv, err, joins)
-		}
-	}
+	return h, id, serve
 }
 
 type storeBenchWriter struct {
