@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -32,28 +31,12 @@ type previewFixture struct {
 
 func newPreviewFixture(t *testing.T) *previewFixture {
 	t.Helper()
-	h := &Handler{
+	h := provisionHandler(t, &Handler{
 		Keys:     []Key{{Secret: testSecret}},
 		Identity: []IdentitySource{{Source: SourceAccessToken}},
 		Store:    &StoreConfig{Type: "memory"},
 		Preview:  &PreviewConfig{},
-	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	// ctx.Logger() outside a running Caddy writes its provision line to
-	// stderr: keep it out of the test output.
-	stderr := os.Stderr
-	os.Stderr, _ = os.Open(os.DevNull)
-	err := h.Provision(ctx)
-	os.Stderr.Close()
-	os.Stderr = stderr
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Cleanup() })
-	if err := h.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	core, logs := observer.New(zap.DebugLevel)
 	h.logger = zap.New(core)
 	return &previewFixture{h: h, logs: logs}
