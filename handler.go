@@ -30,6 +30,24 @@ var (
 // the connection (as much as net/http's maxPostHandlerReadBytes).
 const drainLimit = 256 << 10
 
+// readRequestBody reads the body of a join or preview request (at most
+// MaxBody). When it refuses the body, what is left of a large or unsized
+// body may never come: it closes the connection rather than wait to drain
+// it (Caddy wraps the body, which defeats net/http's own "too big,
+// close"). A modest declared remainder is read first, so a client still
+// sending it gets the answer rather than a connection reset.
+func (h *Handler) readRequestBody(w http.ResponseWriter, r *http.Request) ([]byte, *answer) {
+	body, a := readBody(r, h.MaxBody)
+	if a != nil {
+		if r.ContentLength < 0 || r.ContentLength > h.MaxBody+drainLimit {
+			w.Header().Set("Connection", "close")
+		} else {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, drainLimit))
+		}
+	}
+	return body, a
+}
+
 // decision is what gets logged and counted for one request.
 type decision struct {
 	clientIP string
@@ -68,18 +86,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	d.userID = who.userID
 
 	// 3. Request shape.
-	body, a := readBody(r, h.MaxBody)
+	body, a := h.readRequestBody(w, r)
 	if a != nil {
-		// What is left of a large or unsized body may never come: close
-		// the connection rather than wait to drain it (Caddy wraps the
-		// body, which defeats net/http's own "too big, close"). A modest
-		// declared remainder is read first, so a client still sending it
-		// gets the answer rather than a connection reset.
-		if r.ContentLength < 0 || r.ContentLength > h.MaxBody+drainLimit {
-			w.Header().Set("Connection", "close")
-		} else {
-			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, drainLimit))
-		}
 		return h.reject(w, &d, *a, nil)
 	}
 	raw, a := tokenField(body)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -117,7 +116,7 @@ func (h *Handler) serveExamine(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return refuse(ansMethod, nil)
 	}
-	body, a := h.readPreviewBody(w, r)
+	body, a := h.readRequestBody(w, r)
 	if a != nil {
 		return refuse(*a, nil)
 	}
@@ -158,7 +157,7 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return refuse(ansMethod, nil)
 	}
-	body, a := h.readPreviewBody(w, r)
+	body, a := h.readRequestBody(w, r)
 	if a != nil {
 		return refuse(*a, nil)
 	}
@@ -318,21 +317,6 @@ var refusedWhy = map[string]string{
 	"peerIp":       "caveats are checked against the address the request comes from.",
 	"interface":    "an invite with an interface caveat is never valid.",
 	"serviceToken": "an invite with a service caveat is never valid.",
-}
-
-// readPreviewBody is the join's body reader with the join's handling of
-// a refused body: a large or unsized remainder closes the connection, a
-// modest one is drained.
-func (h *Handler) readPreviewBody(w http.ResponseWriter, r *http.Request) ([]byte, *answer) {
-	body, a := readBody(r, h.MaxBody)
-	if a != nil {
-		if r.ContentLength < 0 || r.ContentLength > h.MaxBody+drainLimit {
-			w.Header().Set("Connection", "close")
-		} else {
-			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, drainLimit))
-		}
-	}
-	return body, a
 }
 
 // previewOK writes a 200 JSON answer, logs and counts it.
