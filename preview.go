@@ -113,14 +113,7 @@ func (h *Handler) serveExamine(w http.ResponseWriter, r *http.Request) error {
 		a.outcome = prefixExamine + a.outcome
 		return h.reject(w, &d, a, err)
 	}
-	if r.Method != http.MethodPost {
-		return refuse(ansMethod, nil)
-	}
-	body, a := h.readRequestBody(w, r)
-	if a != nil {
-		return refuse(*a, nil)
-	}
-	raw, a := tokenField(body)
+	_, raw, a := h.previewToken(w, r)
 	if a != nil {
 		return refuse(*a, nil)
 	}
@@ -154,14 +147,7 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	st := h.newRequest(start, ip)
 	env := &st.Env
 
-	if r.Method != http.MethodPost {
-		return refuse(ansMethod, nil)
-	}
-	body, a := h.readRequestBody(w, r)
-	if a != nil {
-		return refuse(*a, nil)
-	}
-	raw, a := tokenField(body)
+	body, raw, a := h.previewToken(w, r)
 	if a != nil {
 		return refuse(*a, nil)
 	}
@@ -317,6 +303,25 @@ var refusedWhy = map[string]string{
 	"peerIp":       "caveats are checked against the address the request comes from.",
 	"interface":    "an invite with an interface caveat is never valid.",
 	"serviceToken": "an invite with a service caveat is never valid.",
+}
+
+// previewToken checks what both preview requests start with, in order:
+// the method is POST, the body is readable (readRequestBody), and it
+// holds a "token" field. It returns the body and that field's value.
+func (h *Handler) previewToken(w http.ResponseWriter, r *http.Request) ([]byte, string, *answer) {
+	if r.Method != http.MethodPost {
+		a := ansMethod // a copy: the caller may change its outcome
+		return nil, "", &a
+	}
+	body, a := h.readRequestBody(w, r)
+	if a != nil {
+		return nil, "", a
+	}
+	raw, a := tokenField(body)
+	if a != nil {
+		return nil, "", a
+	}
+	return body, raw, nil
 }
 
 // previewOK writes a 200 JSON answer, logs and counts it.
