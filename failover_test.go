@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store/redistest"
 )
@@ -65,34 +64,6 @@ func (b *haBackend) admitted(id string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.byID[id]
-}
-
-// haFleet starts n Caddy processes whose group_join uses storeBlock.
-func haFleet(t *testing.T, n int, backend string, storeBlock string) []fleetInstance {
-	t.Helper()
-	var out []fleetInstance
-	for range n {
-		port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
-		cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%[2]d
-	auto_https off
-	persist_config off
-	http_port %[1]d
-}
-:%[1]d {
-	group_join /user/groups/join {
-		key %[4]s
-		%[5]s
-	}
-	reverse_proxy /user/groups/join %[3]s
-}
-`, port, adminPort, backend, testSecret, storeBlock)
-		p := testcaddy.StartProcess(t, cfg, adminPort)
-		in := fleetInstance{proc: p, url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: p.AdminAddr}
-		waitHTTP(t, in.url)
-		out = append(out, in)
-	}
-	return out
 }
 
 // chaosOutcome is one round of a race through a failover.
@@ -177,7 +148,7 @@ func sentinelChaos(t *testing.T, minReplicas int) {
 	if minReplicas > 0 {
 		durability = fmt.Sprintf("min_replicas %d 300ms", minReplicas)
 	}
-	fleet := haFleet(t, 3, backend.srv.Listener.Addr().String(), fmt.Sprintf(`store redis {
+	fleet := startCaddyFleet(t, 3, backend.srv.Listener.Addr().String(), fmt.Sprintf(`store redis {
 			sentinels %s
 			master %s
 			timeout 500ms
@@ -333,7 +304,7 @@ func TestFailoverCluster(t *testing.T) {
 	}
 	c := redistest.StartCluster(t, 3)
 	backend := newHABackend(t, 300*time.Millisecond)
-	fleet := haFleet(t, 3, backend.srv.Listener.Addr().String(), fmt.Sprintf(`store redis {
+	fleet := startCaddyFleet(t, 3, backend.srv.Listener.Addr().String(), fmt.Sprintf(`store redis {
 			cluster %s
 			timeout 500ms
 			reservation_ttl 1s

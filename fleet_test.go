@@ -42,30 +42,10 @@ func startFleet(t *testing.T, n int) *fleet {
 	t.Helper()
 	testcaddy.SkipShort(t)
 	f := &fleet{redis: redistest.StartServer(t), backend: newBackend(t)}
-	for range n {
-		port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
-		cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%[2]d
-	auto_https off
-	persist_config off
-	http_port %[1]d
-}
-:%[1]d {
-	group_join /user/groups/join {
-		key %[5]s
-		store redis %[4]s {
+	f.instances = startCaddyFleet(t, n, f.backend.addr(), fmt.Sprintf(`store redis %s {
 			timeout 500ms
 			reservation_ttl 30s
-		}
-	}
-	reverse_proxy /user/groups/join %[3]s
-}
-`, port, adminPort, f.backend.addr(), f.redis.URL(), testSecret)
-		p := testcaddy.StartProcess(t, cfg, adminPort)
-		in := fleetInstance{proc: p, url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: p.AdminAddr}
-		waitHTTP(t, in.url)
-		f.instances = append(f.instances, in)
-	}
+		}`, f.redis.URL()))
 	return f
 }
 

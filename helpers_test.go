@@ -411,3 +411,34 @@ func handlerRequest(ip, accessToken, body string) *http.Request {
 type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
+
+// startCaddyFleet starts n Caddy processes (the built binary), each on
+// its own HTTP and admin port, whose group_join uses storeBlock (a store
+// directive) in front of reverse_proxy to backend, and waits until each
+// answers HTTP.
+func startCaddyFleet(t *testing.T, n int, backend string, storeBlock string) []fleetInstance {
+	t.Helper()
+	var out []fleetInstance
+	for range n {
+		port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
+		cfg := fmt.Sprintf(`{
+	admin 127.0.0.1:%[2]d
+	auto_https off
+	persist_config off
+	http_port %[1]d
+}
+:%[1]d {
+	group_join /user/groups/join {
+		key %[4]s
+		%[5]s
+	}
+	reverse_proxy /user/groups/join %[3]s
+}
+`, port, adminPort, backend, testSecret, storeBlock)
+		p := testcaddy.StartProcess(t, cfg, adminPort)
+		in := fleetInstance{proc: p, url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: p.AdminAddr}
+		waitHTTP(t, in.url)
+		out = append(out, in)
+	}
+	return out
+}
