@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,8 +17,6 @@ import (
 )
 
 var bg = context.Background()
-
-func runtimeGoroutines() int { return runtime.NumGoroutine() }
 
 // Chaos tests of a fleet on Redis Sentinel and Redis Cluster: three Caddy
 // processes (the built binary), real redis-server processes, and a
@@ -378,7 +375,7 @@ func TestFailoverStoreClose(t *testing.T) {
 	}
 	rs := redistest.StartReplicaSet(t, 1, 1)
 	c := redistest.StartCluster(t, 3)
-	before := runtimeGoroutines()
+	settled := leakCheck(t, 2)
 	for range 3 {
 		for _, o := range []store.RedisOptions{
 			{Sentinels: rs.SentinelAddrs(), MasterName: rs.Master, MinReplicas: 1},
@@ -402,5 +399,5 @@ func TestFailoverStoreClose(t *testing.T) {
 			s.Close()
 		}
 	}
-	redistest.Eventually(t, "goroutines to wind down", func() bool { return runtimeGoroutines() <= before+2 })
+	settled()
 }

@@ -25,29 +25,6 @@ import (
 // so that a per-request goroutine leak shows above the slack of the
 // goroutine count; every exchange is bounded by client deadlines.
 
-// leakCheck counts goroutines now; the returned function waits (bounded)
-// for the count to settle back to at most slack above it.
-func leakCheck(t *testing.T, slack int) func() {
-	t.Helper()
-	runtime.GC()
-	before := runtime.NumGoroutine()
-	return func() {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		n := runtime.NumGoroutine()
-		for n > before+slack && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-			n = runtime.NumGoroutine()
-		}
-		t.Logf("goroutines: %d before, %d after", before, n)
-		if n > before+slack {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("goroutine leak: %d before, %d after settling\n%s", before, n, tail(string(buf), 20000))
-		}
-	}
-}
-
 // faultClient is bounded; it opens a connection per request.
 var faultClient = testcaddy.Client(15 * time.Second)
 

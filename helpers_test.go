@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -441,4 +442,27 @@ func startCaddyFleet(t *testing.T, n int, backend string, storeBlock string) []f
 		out = append(out, in)
 	}
 	return out
+}
+
+// leakCheck counts goroutines now; the returned function waits (bounded)
+// for the count to settle back to at most slack above it.
+func leakCheck(t *testing.T, slack int) func() {
+	t.Helper()
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	return func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		n := runtime.NumGoroutine()
+		for n > before+slack && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			n = runtime.NumGoroutine()
+		}
+		t.Logf("goroutines: %d before, %d after", before, n)
+		if n > before+slack {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Errorf("goroutine leak: %d before, %d after settling\n%s", before, n, tail(string(buf), 20000))
+		}
+	}
 }
