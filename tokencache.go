@@ -36,15 +36,18 @@ import (
 //
 // Keys are SHA-256 digests of the token: token strings are not kept. Each
 // cache holds at most tokenCacheSize entries (a full shard drops an entry,
-// expired ones first).
+// expired ones first). With a doorkeeper (admission.go), a result is
+// cached only when its token comes back.
 type tokenCaches struct {
 	passed, refused *tokenCache
+	door            *doorkeeper // nil: every result is cached
 }
 
-func newTokenCaches() *tokenCaches {
+func newTokenCaches(door *doorkeeper) *tokenCaches {
 	return &tokenCaches{
 		passed:  newTokenCache(tokenCacheSize, tokenCacheTTL),
 		refused: newTokenCache(tokenCacheSize, tokenCacheTTL),
+		door:    door,
 	}
 }
 
@@ -74,14 +77,20 @@ func (c *tokenCaches) verify(raw string, env *tokens.Env,
 	}
 	tok, err := authenticate(raw)
 	if err != nil {
-		c.refused.put(&k, cacheEntry{err: err}, env.Now)
+		if c.door.admit(&k) {
+			c.refused.put(&k, cacheEntry{err: err}, env.Now)
+		}
 		return nil, err
 	}
 	if err := check(tok, env); err != nil {
-		c.refused.put(&k, cacheEntry{tok: tok}, env.Now)
+		if c.door.admit(&k) {
+			c.refused.put(&k, cacheEntry{tok: tok}, env.Now)
+		}
 		return tok, err
 	}
-	c.passed.put(&k, cacheEntry{tok: tok}, env.Now)
+	if c.door.admit(&k) {
+		c.passed.put(&k, cacheEntry{tok: tok}, env.Now)
+	}
 	return tok, nil
 }
 
