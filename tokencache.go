@@ -36,11 +36,11 @@ import (
 //
 // Keys are SHA-256 digests of the token: token strings are not kept. Each
 // cache holds at most tokenCacheSize entries (a full shard drops an entry,
-// expired ones first). With a doorkeeper (admission.go), a result is
-// cached only when its token comes back.
+// expired ones first). With a doorkeeper (admission.go), a token is
+// looked up and cached only when it comes back.
 type tokenCaches struct {
 	passed, refused *tokenCache
-	door            *doorkeeper // nil: every result is cached
+	door            *doorkeeper // nil: every token is looked up and cached
 }
 
 func newTokenCaches(door *doorkeeper) *tokenCaches {
@@ -58,7 +58,9 @@ func (c *tokenCaches) verify(raw string, env *tokens.Env,
 	authenticate func(string) (*tokens.Token, error),
 	check func(*tokens.Token, *tokens.Env) error,
 ) (*tokens.Token, error) {
-	if c == nil || len(raw) > maxCachedToken {
+	// A token the doorkeeper has not seen recently is verified without the
+	// caches, and not cached.
+	if c == nil || len(raw) > maxCachedToken || c.door.firstSight(raw) {
 		tok, err := authenticate(raw)
 		if err != nil {
 			return nil, err
@@ -77,20 +79,14 @@ func (c *tokenCaches) verify(raw string, env *tokens.Env,
 	}
 	tok, err := authenticate(raw)
 	if err != nil {
-		if c.door.admit(&k) {
-			c.refused.put(&k, cacheEntry{err: err}, env.Now)
-		}
+		c.refused.put(&k, cacheEntry{err: err}, env.Now)
 		return nil, err
 	}
 	if err := check(tok, env); err != nil {
-		if c.door.admit(&k) {
-			c.refused.put(&k, cacheEntry{tok: tok}, env.Now)
-		}
+		c.refused.put(&k, cacheEntry{tok: tok}, env.Now)
 		return tok, err
 	}
-	if c.door.admit(&k) {
-		c.passed.put(&k, cacheEntry{tok: tok}, env.Now)
-	}
+	c.passed.put(&k, cacheEntry{tok: tok}, env.Now)
 	return tok, nil
 }
 
