@@ -121,7 +121,7 @@ func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *req
 	// join needs no hop-by-hop options, nor an upgrade.
 	delete(r.Header, "Connection")
 	id := invite.ID
-	issuer := id.Subject.String()
+	issuer := st.issuerOf(id.Subject)
 	if h.setHeaders {
 		// As Header.Set stores them (canonical names), with the four
 		// values in the request's state; capped slices, so an append
