@@ -35,3 +35,22 @@ func TestIssuerOfMatchesString(t *testing.T) {
 		t.Errorf("issuerOf allocates %v times, want none beyond the state", n)
 	}
 }
+
+// locationOf writes prefix + group, whether it fits the request's room or
+// not, and one request's Location stays when another request writes its
+// own.
+func TestLocationOfMatchesConcat(t *testing.T) {
+	for _, c := range []struct{ prefix, group string }{
+		{DefaultLocationPrefix, "g1"},
+		{"", "g1"},
+		{DefaultLocationPrefix, strings.Repeat("g", 64-len(DefaultLocationPrefix))},
+		{DefaultLocationPrefix, strings.Repeat("g", 256)},
+		{"/custom/prefix/with/some/length/", "group-0123456789abcdef"},
+	} {
+		got := new(requestState).locationOf(c.prefix, c.group)
+		other := new(requestState).locationOf("/x/", "y")
+		if want := c.prefix + c.group; got != want || other != "/x/y" {
+			t.Errorf("locationOf(%q, %q) = %q (other request: %q), want %q", c.prefix, c.group, got, other, want)
+		}
+	}
+}
