@@ -107,9 +107,9 @@ func backendAnswer(status int) answer {
 func (a answer) write(w http.ResponseWriter) {
 	body := make([]byte, 0, 64+len(a.code)+len(a.desc))
 	body = append(body, `{"error":`...)
-	body = strconv.AppendQuote(body, a.code)
+	body = appendQuoted(body, a.code)
 	body = append(body, `,"error_description":`...)
-	body = strconv.AppendQuote(body, a.desc)
+	body = appendQuoted(body, a.desc)
 	body = append(body, '}')
 	// What Header.Set would store (canonical names, one value each), with
 	// the values in one allocation; capped slices, so an append copies.

@@ -141,7 +141,7 @@ func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *req
 	// join needs no hop-by-hop options, nor an upgrade.
 	delete(r.Header, "Connection")
 	id := invite.ID
-	issuer := id.Subject.String()
+	issuer := st.issuerOf(id.Subject)
 	if h.setHeaders {
 		// As Header.Set stores them (canonical names), with the four
 		// values in the request's state; capped slices, so an append
@@ -206,7 +206,7 @@ func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, i
 		copyBackendHeaders(w.Header(), rec.header)
 		// As Header.Set stores them, the values in the request's state.
 		v := st.created[:]
-		v[0], v[1] = h.LocationPrefix+invite.ID.Type.TargetID, "0"
+		v[0], v[1] = st.locationOf(h.LocationPrefix, invite.ID.Type.TargetID), "0"
 		w.Header()["Location"], w.Header()["Content-Length"] = v[0:1:1], v[1:2:2]
 		w.WriteHeader(http.StatusCreated)
 		d.status = http.StatusCreated

@@ -135,7 +135,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.verifier = tokens.Verifier{Keys: keys, Service: h.Service}
-	h.access, h.invites = newTokenCaches(), newTokenCaches()
+	// Invites mostly come once, so theirs are cached on a second sight
+	// only; a user presents the same access token again and again.
+	h.access, h.invites = newTokenCaches(nil), newTokenCaches(newDoorkeeper())
 
 	if h.GeoIPDB != "" || h.ASNDB != "" {
 		geo, key, err := loadGeo(h.GeoIPDB, h.ASNDB)

@@ -26,6 +26,8 @@ type requestState struct {
 	body     bodyReader
 	upstream [4]string // X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer
 	created  [2]string // Location, Content-Length of the 201
+	issuer   [64]byte  // room for X-Invite-Issuer's value (statestrings.go)
+	location [64]byte  // room for the Location of the 201 (statestrings.go)
 }
 
 // bodyReader forwards the body as read; closing it does nothing.

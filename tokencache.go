@@ -36,15 +36,19 @@ import (
 //
 // Keys are SHA-256 digests of the token: token strings are not kept. Each
 // cache holds at most tokenCacheSize entries (a full shard drops its
-// expired entries, or else a sixteenth of them at random).
+// expired entries, or else a sixteenth of them at random). With a
+// doorkeeper (admission.go), a token is looked up and cached only when it
+// comes back.
 type tokenCaches struct {
 	passed, refused *tokenCache
+	door            *doorkeeper // nil: every token is looked up and cached
 }
 
-func newTokenCaches() *tokenCaches {
+func newTokenCaches(door *doorkeeper) *tokenCaches {
 	return &tokenCaches{
 		passed:  newTokenCache(tokenCacheSize, tokenCacheTTL),
 		refused: newTokenCache(tokenCacheSize, tokenCacheTTL),
+		door:    door,
 	}
 }
 
@@ -55,7 +59,9 @@ func (c *tokenCaches) verify(raw string, env *tokens.Env,
 	authenticate func(string) (*tokens.Token, error),
 	check func(*tokens.Token, *tokens.Env) error,
 ) (*tokens.Token, error) {
-	if c == nil || len(raw) > maxCachedToken {
+	// A token the doorkeeper has not seen recently is verified without the
+	// caches, and not cached.
+	if c == nil || len(raw) > maxCachedToken || c.door.firstSight(raw) {
 		tok, err := authenticate(raw)
 		if err != nil {
 			return nil, err

@@ -235,3 +235,21 @@ func BenchmarkCheckInvite(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAuthenticateForged is the refusal of a forged invite (the
+// 6-caveat invite signed with another secret): decoded, identifier
+// parsed, signature chain computed, refused.
+func BenchmarkAuthenticateForged(b *testing.B) {
+	id := InviteID(Persistence{Named: true}, "bob", "grp-0123456789abcdef", "qk4m2x7v3n5p6r8s9t2w4y6z3b5c7d2f")
+	s, err := Mint([]byte("another secret"), "", id, benchInviteCaveats...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := benchKeys(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := keys.Authenticate(s); err != ErrSignature {
+			b.Fatalf("forged invite: %v", err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package tokens
 import (
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Persistence says where a token's validity lives: named tokens are stored
@@ -134,6 +135,41 @@ func ParseIdentifier(s string) (Identifier, error) {
 	}
 	id.TokenID = seg[4]
 	return id, nil
+}
+
+// rebased returns id with each of its strings that lies within from
+// replaced by the same bytes of to, a copy of from: an identifier parsed
+// from a view of a reused buffer, made to point into a string of its own.
+// A string that does not lie within from (the constant "nobody") is
+// copied, never returned as is: nothing of id then flows to the result,
+// so escape analysis lets a caller's view live on its stack.
+func (id Identifier) rebased(from, to string) Identifier {
+	base := uintptr(unsafe.Pointer(unsafe.StringData(from)))
+	re := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		// Unsigned: a string below from wraps around to a large offset.
+		off := uintptr(unsafe.Pointer(unsafe.StringData(s))) - base
+		if off > uintptr(len(from)) || uintptr(len(s)) > uintptr(len(from))-off {
+			if s == "nobody" {
+				return "nobody"
+			}
+			return strings.Clone(s)
+		}
+		return to[off : off+uintptr(len(s))]
+	}
+	// A new value field by field, not id modified: returning id would make
+	// it, and the view it came from, flow to the result.
+	return Identifier{
+		Legacy:      id.Legacy,
+		Persistence: id.Persistence,
+		Subject:     Subject{Kind: re(id.Subject.Kind), ID: re(id.Subject.ID)},
+		Type: TokenType{Kind: id.Type.Kind, SessionID: re(id.Type.SessionID), Code: re(id.Type.Code),
+			TargetID: re(id.Type.TargetID), Params: re(id.Type.Params)},
+		TokenID: re(id.TokenID),
+		Raw:     re(id.Raw),
+	}
 }
 
 func parsePersistence(s string) (Persistence, *Error) {

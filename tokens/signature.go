@@ -3,6 +3,7 @@ package tokens
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 
 	"gopkg.in/macaroon.v2"
 )
@@ -38,7 +39,16 @@ func signatureValid(m *macaroon.Macaroon, key *rootKey) bool {
 // so a go-macaroon Macaroon need not exist.
 func chainValid(id []byte, cavs []caveatView, want []byte, key *rootKey) bool {
 	d := sha256.New()
-	var pad [sha256Block]byte
+	// HMAC's two padded key blocks: key XOR 0x36… and key XOR 0x5c…. A
+	// key is 32 bytes, so the second half of each block is the bare
+	// constant, written once; the first half is rewritten for each step,
+	// eight bytes at a time.
+	const ipad, opad = 0x3636363636363636, 0x5c5c5c5c5c5c5c5c
+	var iblock, oblock [sha256Block]byte
+	for j := 32; j < sha256Block; j += 8 {
+		binary.LittleEndian.PutUint64(iblock[j:], ipad)
+		binary.LittleEndian.PutUint64(oblock[j:], opad)
+	}
 	var inner, sig [32]byte
 	sig = [32]byte(*key)
 	for i := -1; i < len(cavs); i++ {
@@ -47,24 +57,17 @@ func chainValid(id []byte, cavs []caveatView, want []byte, key *rootKey) bool {
 			msg = cavs[i].id
 		}
 		// HMAC-SHA256(sig, msg) into sig.
-		for j := range pad {
-			pad[j] = 0x36
-		}
-		for j, b := range sig {
-			pad[j] ^= b
+		for j := 0; j < 32; j += 8 {
+			w := binary.LittleEndian.Uint64(sig[j:])
+			binary.LittleEndian.PutUint64(iblock[j:], w^ipad)
+			binary.LittleEndian.PutUint64(oblock[j:], w^opad)
 		}
 		d.Reset()
-		d.Write(pad[:])
+		d.Write(iblock[:])
 		d.Write(msg)
 		d.Sum(inner[:0])
-		for j := range pad {
-			pad[j] = 0x5c
-		}
-		for j, b := range sig {
-			pad[j] ^= b
-		}
 		d.Reset()
-		d.Write(pad[:])
+		d.Write(oblock[:])
 		d.Write(inner[:])
 		d.Sum(sig[:0])
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Token is an authenticated token: decoded, identifier parsed, signature
@@ -120,14 +121,31 @@ func (k *Keyring) authenticateJSON(s string) (*Token, error) {
 }
 
 // authenticateView is the rest of Authenticate on a decoded token whose
-// caveats are all in m.caveats. The identifier, the caveats and the
-// location become strings in one allocation: the Token's strings are
-// substrings of it, and nothing returned points into m's bytes.
+// caveats are all in m.caveats. The identifier is parsed where it lies, to
+// pick the key; nothing is copied until the signature holds, so a forged
+// token is refused without allocating. Then the identifier, the caveats
+// and the location become strings in one allocation: the Token's strings
+// are substrings of it, and nothing returned points into m's bytes.
 func (k *Keyring) authenticateView(m *macaroonView) (*Token, error) {
 	if len(m.caveats) != m.count {
 		// Callers refuse more than MaxCaveats first; a caveat left out of
 		// the signature chain must never go unnoticed all the same.
 		return nil, malformed("too many caveats")
+	}
+	// A view of bytes that go back to a pool: id must not outlive this
+	// call unless rebased below, and the errors of ParseIdentifier and
+	// keyFor never quote what they parse.
+	view := unsafe.String(unsafe.SliceData(m.id), len(m.id))
+	id, err := ParseIdentifier(view)
+	if err != nil {
+		return nil, err
+	}
+	key, err := k.keyFor(&id)
+	if err != nil {
+		return nil, err
+	}
+	if !chainValid(m.id, m.caveats, m.sig, key) {
+		return nil, ErrSignature
 	}
 	n := len(m.id) + len(m.location)
 	for i := range m.caveats {
@@ -141,18 +159,10 @@ func (k *Keyring) authenticateView(m *macaroonView) (*Token, error) {
 	}
 	text.Write(m.location)
 	all := text.String()
-	id, err := ParseIdentifier(all[:len(m.id)])
-	if err != nil {
-		return nil, err
-	}
-	key, err := k.keyFor(&id)
-	if err != nil {
-		return nil, err
-	}
-	if !chainValid(m.id, m.caveats, m.sig, key) {
-		return nil, ErrSignature
-	}
-	t := &Token{Location: all[len(all)-len(m.location):], ID: id}
+	// A variable of its own: escape analysis does not tell one value of
+	// a variable from another, and id's must stay on the stack.
+	owned := id.rebased(view, all[:len(m.id)])
+	t := &Token{Location: all[len(all)-len(m.location):], ID: owned}
 	if len(m.caveats) > 0 {
 		t.Caveats = make([]Caveat, len(m.caveats))
 	}

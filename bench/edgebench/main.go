@@ -82,8 +82,9 @@ func main() {
 	long := flag.Bool("long", false, "longer, steadier run: 10 rounds of 15s (about 11 minutes)")
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
 	flag.IntVar(&o.connections, "connections", 32, "wrk connections")
-	flag.IntVar(&o.users, "users", 300, "users, each with an access token of their own")
-	flag.IntVar(&o.invites, "invites", 3000, "distinct invites per kind (valid, invalid)")
+	flag.IntVar(&o.users, "users", 200, "users, each with an access token of their own")
+	flag.IntVar(&o.invites, "invites", 30000, "distinct invites per kind (valid, invalid), rotated: far more than the invite cache holds, so that nearly every invite is one the edge has not seen recently")
+	shared := flag.Bool("shared", false, "the shared-link case: 2,000 invites per kind rotated (sets -invites), few enough for the invite cache to hold them all")
 	flag.StringVar(&o.logs, "logs", "off", "Caddy logs: off (level ERROR, discarded) or info (Caddy's default level, to a file)")
 	flag.StringVar(&o.only, "only", "abcd", "setups to run, e.g. ab; e and f are (b) and (a) with reverse_proxy's request_buffers")
 	flag.StringVar(&o.options, "options", "", "more group_join options for (b), (d) and (e), one per line, e.g. 'upstream_headers off'")
@@ -104,6 +105,9 @@ func main() {
 	}
 	if *long {
 		o.rounds, o.duration = 10, 15*time.Second
+	}
+	if *shared {
+		o.invites = 2000
 	}
 	if o.caddy == "" || o.rounds < 1 || o.duration < time.Second || o.users < 1 || o.invites < 1 ||
 		(o.logs != "off" && o.logs != "info") {
