@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // DefaultKeyPrefix is the key prefix of the Redis store.
@@ -151,6 +152,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		ro.DialerRetries = 1
 		ro.MaxRetries = -1
 		ro.ContextTimeoutEnabled = true
+		ro.MaintNotificationsConfig = noMaintNotifications()
 		if opts.TLS != nil {
 			ro.TLSConfig = tlsFor(opts.TLS, ro.Network, ro.Addr)
 		}
@@ -170,6 +172,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 			// its own (up to 3); a redirected command did not run.
 			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, PoolTimeout: read,
 			DialerRetries: 1, MaxRetries: -1, ContextTimeoutEnabled: true,
+			MaintNotificationsConfig: noMaintNotifications(),
 		}
 		if opts.TLS != nil {
 			co.TLSConfig = tlsFor(opts.TLS, "tcp", opts.Cluster[0])
@@ -199,6 +202,15 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		s.client = s.single
 	}
 	return s, nil
+}
+
+// noMaintNotifications turns off go-redis's maintenance notifications
+// (a Redis Enterprise feature). In their default "auto" mode every new
+// connection tries a handshake that other servers refuse, and a Cluster
+// client's nodes then switch the mode off in one Config that they share,
+// each under its own lock: a data race inside go-redis.
+func noMaintNotifications() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
 
 func checkAddrs(what string, addrs []string) error {
