@@ -15,7 +15,7 @@ import (
 )
 
 // HATimeout bounds every wait for a replication, sentinel or cluster state.
-var HATimeout = 30 * time.Second
+var HATimeout = 60 * time.Second
 
 // Do sends one command to addr on a fresh connection and returns the reply.
 func Do(ctx context.Context, addr string, args ...any) (any, error) {
@@ -143,27 +143,37 @@ func (rs *ReplicaSet) SentinelPrimary() string {
 func (rs *ReplicaSet) WaitReplicas(primary string, n int) {
 	rs.tb.Helper()
 	Eventually(rs.tb, fmt.Sprintf("%d replicas online at %s", n, primary), func() bool {
-		info := Info(primary, "replication")
-		if info["role"] != "master" {
-			return false
-		}
-		online := 0
-		for k, v := range info {
-			if strings.HasPrefix(k, "slave") && strings.Contains(v, "state=online") {
-				online++
-			}
-		}
-		return online >= n
+		return rs.replicasOnline(primary, n)
 	})
 }
 
-// WaitStable waits until every sentinel names primary, it answers
-// role:master with n replicas online, and the sentinels see n replicas.
-func (rs *ReplicaSet) WaitStable(primary string, n int) {
+// replicasOnline reports whether primary answers role:master with at
+// least n replicas online.
+func (rs *ReplicaSet) replicasOnline(primary string, n int) bool {
+	info := Info(primary, "replication")
+	if info["role"] != "master" {
+		return false
+	}
+	online := 0
+	for k, v := range info {
+		if strings.HasPrefix(k, "slave") && strings.Contains(v, "state=online") {
+			online++
+		}
+	}
+	return online >= n
+}
+
+// WaitStable waits until every sentinel names the same primary, it answers
+// role:master with n replicas online, and the sentinels see n replicas;
+// it returns that primary. It is normally want; on a loaded machine the
+// sentinels may have failed over once more meanwhile, and then the
+// primary they agree on is the one to go on with.
+func (rs *ReplicaSet) WaitStable(want string, n int) string {
 	rs.tb.Helper()
-	rs.WaitReplicas(primary, n)
-	Eventually(rs.tb, "the sentinels to agree on "+primary, func() bool {
-		if rs.SentinelPrimary() != primary {
+	var agreed string
+	stable := func() bool {
+		agreed = rs.SentinelPrimary()
+		if agreed == "" || !rs.replicasOnline(agreed, n) {
 			return false
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -176,7 +186,31 @@ func (rs *ReplicaSet) WaitStable(primary string, n int) {
 			}
 		}
 		return true
-	})
+	}
+	deadline := time.Now().Add(HATimeout)
+	for !stable() {
+		if time.Now().After(deadline) {
+			rs.tb.Fatalf("redistest: timed out waiting for the sentinels to agree on a primary with %d replicas (wanted %s; they say %s)", n, want, rs.sentinelViews())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if agreed != want {
+		rs.tb.Logf("redistest: the sentinels moved on from %s to %s", want, agreed)
+	}
+	return agreed
+}
+
+// sentinelViews is what each sentinel names as the primary, for a
+// failure message.
+func (rs *ReplicaSet) sentinelViews() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var views []string
+	for _, s := range rs.Sentinels {
+		v, err := Do(ctx, s.Addr(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", rs.Master)
+		views = append(views, fmt.Sprintf("%s: %v %v", s.Addr(), v, err))
+	}
+	return strings.Join(views, "; ")
 }
 
 // WaitFailover waits until the sentinels agree on a primary other than
