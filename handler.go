@@ -97,7 +97,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	// 4. Invite, then consumer binding (inside CheckInvite, last).
 	env.UserID = who.userID
-	invite, err := h.verifyInvite(raw, env)
+	var slot scratchSlot // invite's Token, when not cached; valid until return
+	defer slot.release()
+	invite, err := h.verifyInvite(raw, env, &slot)
 	if invite != nil {
 		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
 	}
@@ -124,9 +126,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // verifyInvite is Verifier.VerifyInvite with the caches in front of
-// Authenticate.
-func (h *Handler) verifyInvite(raw string, env *tokens.Env) (*tokens.Token, error) {
-	return h.invites.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckInvite)
+// Authenticate; an invite that is not cached is written into slot.
+func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *scratchSlot) (*tokens.Token, error) {
+	return h.invites.verify(raw, env, slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckInvite)
 }
 
 // prepareUpstream sets what the backend relies on: trusted identity

@@ -53,7 +53,7 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, env *tokens.En
 // verifyAccess is Verifier.VerifyAccess with the caches in front of
 // Authenticate.
 func (h *Handler) verifyAccess(raw string, env *tokens.Env) (*tokens.Token, error) {
-	return h.access.verify(raw, env, h.verifier.Keys.Authenticate, (*tokens.Token).CheckAccess)
+	return h.access.verify(raw, env, nil, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckAccess)
 }
 
 // accessTokenFrom finds the access token in X-Auth-Token, else

@@ -177,7 +177,9 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	d.userID = who.userID
 
 	env.UserID = who.userID
-	invite, err := h.verifyInvite(raw, env)
+	var slot scratchSlot // invite's Token, when not cached; valid until return
+	defer slot.release()
+	invite, err := h.verifyInvite(raw, env, &slot)
 	if invite != nil {
 		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
 	}

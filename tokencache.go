@@ -54,16 +54,23 @@ func newTokenCaches(door *doorkeeper) *tokenCaches {
 
 // verify is authenticate then check, with the caches in front of
 // authenticate. The Token is returned with a check's error, so that the
-// decision log can name it.
-func (c *tokenCaches) verify(raw string, env *tokens.Env,
-	authenticate func(string) (*tokens.Token, error),
+// decision log can name it. A token that is not cached is authenticated
+// into the request's scratch Token when it has one (scratch.go): the
+// Token returned is then valid until the slot is released.
+func (c *tokenCaches) verify(raw string, env *tokens.Env, slot *scratchSlot,
+	authenticate func(*tokens.Token, string) error,
 	check func(*tokens.Token, *tokens.Env) error,
 ) (*tokens.Token, error) {
 	// A token the doorkeeper has not seen recently is verified without the
 	// caches, and not cached.
 	if c == nil || len(raw) > maxCachedToken || c.door.firstSight(raw) {
-		tok, err := authenticate(raw)
-		if err != nil {
+		var tok *tokens.Token
+		if slot != nil {
+			tok = slot.token()
+		} else {
+			tok = new(tokens.Token)
+		}
+		if err := authenticate(tok, raw); err != nil {
 			return nil, err
 		}
 		return tok, check(tok, env)
@@ -78,8 +85,9 @@ func (c *tokenCaches) verify(raw string, env *tokens.Env,
 		}
 		return e.tok, check(e.tok, env)
 	}
-	tok, err := authenticate(raw)
-	if err != nil {
+	// Cached, so a Token of its own.
+	tok := new(tokens.Token)
+	if err := authenticate(tok, raw); err != nil {
 		c.refused.put(&k, cacheEntry{err: err}, env.Now)
 		return nil, err
 	}

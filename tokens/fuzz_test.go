@@ -163,9 +163,22 @@ func FuzzDecode(f *testing.F) {
 	keys := fuzzKeyring(f)
 	envs := fuzzEnvs()
 
+	// A Token reused across inputs, as the edge reuses one for invites it
+	// sees once: AuthenticateTo must write exactly what Authenticate
+	// returns, whatever the previous input left in it.
+	reused := &Token{Caveats: make([]Caveat, 0, 8)}
+
 	f.Fuzz(func(t *testing.T, s string) {
 		m, err := Decode(s)
 		tok, aerr := keys.Authenticate(s)
+		switch rerr := keys.AuthenticateTo(reused, s); {
+		case (rerr == nil) != (aerr == nil):
+			t.Fatalf("AuthenticateTo = %v, Authenticate = %v", rerr, aerr)
+		case rerr != nil && (rerr.Error() != aerr.Error() || KindOf(rerr) != KindOf(aerr)):
+			t.Fatalf("AuthenticateTo = %v, Authenticate = %v", rerr, aerr)
+		case rerr == nil:
+			sameToken(t, tok, reused)
+		}
 		if err != nil {
 			if m != nil {
 				t.Fatalf("Decode returned a macaroon and %v", err)

@@ -35,19 +35,32 @@ const MaxCaveats = 256
 // rather than through go-macaroon, which copied the token, identifier and
 // location and built a Macaroon only for them to be copied again here.
 func (k *Keyring) Authenticate(s string) (*Token, error) {
+	t := new(Token)
+	if err := k.AuthenticateTo(t, s); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// AuthenticateTo is Authenticate writing the Token into t, which it
+// overwrites whole. The caveats go into t.Caveats' backing array when it
+// has room for them (a new one otherwise), so a caller that keeps a Token
+// and a caveat array for reuse authenticates without allocating for
+// either: only the Token's strings are new. After an error t holds no
+// meaningful Token.
+func (k *Keyring) AuthenticateTo(t *Token, s string) error {
 	if len(s) > MaxTokenSize {
-		return nil, ErrTooLarge
+		return ErrTooLarge
 	}
 	if s == "" {
-		return nil, malformed("empty token")
+		return malformed("empty token")
 	}
 	if s[0] == '{' {
-		return k.authenticateJSON(s)
+		return k.authenticateJSON(t, s)
 	}
 	var inline [inlineCaveats]caveatView
 	bp := textBufs.Get().(*[]byte)
 	m, ok := decodeTextView(s, bp, inline[:0])
-	var t *Token
 	var err error
 	switch {
 	case !ok:
@@ -59,14 +72,14 @@ func (k *Keyring) Authenticate(s string) (*Token, error) {
 		// every caveat.
 		err = malformed("too many caveats")
 	default:
-		t, err = k.authenticateView(&m)
+		err = k.authenticateView(t, &m)
 	}
 	// m points into the buffer; t does not (authenticateView copies), so
 	// the buffer can be reused from here on.
 	if cap(*bp) <= maxPooledBuf {
 		textBufs.Put(bp)
 	}
-	return t, err
+	return err
 }
 
 // inlineCaveats is how many caveat views Authenticate keeps on its stack;
@@ -97,14 +110,14 @@ func decodeTextView(s string, bp *[]byte, cavs []caveatView) (macaroonView, bool
 }
 
 // authenticateJSON is Authenticate for the JSON forms, through Decode.
-func (k *Keyring) authenticateJSON(s string) (*Token, error) {
+func (k *Keyring) authenticateJSON(t *Token, s string) error {
 	mac, err := Decode(s)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	mc := mac.Caveats()
 	if len(mc) > MaxCaveats {
-		return nil, malformed("too many caveats")
+		return malformed("too many caveats")
 	}
 	var inline [inlineCaveats]caveatView
 	m := macaroonView{
@@ -117,20 +130,20 @@ func (k *Keyring) authenticateJSON(s string) (*Token, error) {
 	for i := range mc {
 		m.caveats = append(m.caveats, caveatView{id: mc[i].Id})
 	}
-	return k.authenticateView(&m)
+	return k.authenticateView(t, &m)
 }
 
-// authenticateView is the rest of Authenticate on a decoded token whose
+// authenticateView is the rest of AuthenticateTo on a decoded token whose
 // caveats are all in m.caveats. The identifier is parsed where it lies, to
 // pick the key; nothing is copied until the signature holds, so a forged
 // token is refused without allocating. Then the identifier, the caveats
 // and the location become strings in one allocation: the Token's strings
-// are substrings of it, and nothing returned points into m's bytes.
-func (k *Keyring) authenticateView(m *macaroonView) (*Token, error) {
+// are substrings of it, and nothing written to t points into m's bytes.
+func (k *Keyring) authenticateView(t *Token, m *macaroonView) error {
 	if len(m.caveats) != m.count {
 		// Callers refuse more than MaxCaveats first; a caveat left out of
 		// the signature chain must never go unnoticed all the same.
-		return nil, malformed("too many caveats")
+		return malformed("too many caveats")
 	}
 	// A view of bytes that go back to a pool: id must not outlive this
 	// call unless rebased below, and the errors of ParseIdentifier and
@@ -138,14 +151,14 @@ func (k *Keyring) authenticateView(m *macaroonView) (*Token, error) {
 	view := unsafe.String(unsafe.SliceData(m.id), len(m.id))
 	id, err := ParseIdentifier(view)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	key, err := k.keyFor(&id)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !chainValid(m.id, m.caveats, m.sig, key) {
-		return nil, ErrSignature
+		return ErrSignature
 	}
 	n := len(m.id) + len(m.location)
 	for i := range m.caveats {
@@ -162,17 +175,21 @@ func (k *Keyring) authenticateView(m *macaroonView) (*Token, error) {
 	// A variable of its own: escape analysis does not tell one value of
 	// a variable from another, and id's must stay on the stack.
 	owned := id.rebased(view, all[:len(m.id)])
-	t := &Token{Location: all[len(all)-len(m.location):], ID: owned}
-	if len(m.caveats) > 0 {
-		t.Caveats = make([]Caveat, len(m.caveats))
+	cavs := t.Caveats[:0]
+	switch n := len(m.caveats); {
+	case n > cap(cavs):
+		cavs = make([]Caveat, n)
+	case n > 0:
+		cavs = cavs[:n]
 	}
+	*t = Token{Location: all[len(all)-len(m.location):], ID: owned, Caveats: cavs}
 	off := len(m.id)
 	for i := range m.caveats {
 		size := len(m.caveats[i].id)
 		c, err := ParseCaveat(all[off : off+size])
 		off += size
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if c.Kind == CaveatTime {
 			if exp := time.Unix(c.Expires, 0); t.Expires.IsZero() || exp.Before(t.Expires) {
@@ -181,7 +198,7 @@ func (k *Keyring) authenticateView(m *macaroonView) (*Token, error) {
 		}
 		t.Caveats[i] = c
 	}
-	return t, nil
+	return nil
 }
 
 // CheckInvite checks t as a user-join-group invite presented by

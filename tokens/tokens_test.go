@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -453,5 +454,91 @@ func TestTooManyCaveats(t *testing.T) {
 	}
 	if _, err := keys.Authenticate(tooMany); KindOf(err) != KindMalformed {
 		t.Fatalf("%d caveats: got %v, want malformed", MaxCaveats+1, err)
+	}
+}
+
+// sameToken fails unless got is the Token want is, caveat for caveat (a
+// nil and an empty caveat list are the same list).
+func sameToken(t *testing.T, want, got *Token) {
+	t.Helper()
+	if got.Location != want.Location || !reflect.DeepEqual(got.ID, want.ID) || !got.Expires.Equal(want.Expires) {
+		t.Fatalf("token differs:\n got %+v\nwant %+v", *got, *want)
+	}
+	if len(got.Caveats) != len(want.Caveats) {
+		t.Fatalf("%d caveats, want %d", len(got.Caveats), len(want.Caveats))
+	}
+	for i := range want.Caveats {
+		if got.Caveats[i] != want.Caveats[i] {
+			t.Fatalf("caveat %d: got %+v, want %+v", i, got.Caveats[i], want.Caveats[i])
+		}
+	}
+}
+
+// dirtyToken is a Token left over from another token, with room for
+// room caveats: what a caller reusing Tokens hands AuthenticateTo.
+func dirtyToken(t *testing.T, keys *Keyring, room int) *Token {
+	t.Helper()
+	cavs := make([]string, room)
+	for i := range cavs {
+		cavs[i] = fmt.Sprintf("ip = 10.%d.0.0/16", i)
+	}
+	old, err := keys.Authenticate(mintInvite(t, testSecret, Persistence{Generation: 3}, "old-group", cavs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
+
+func TestAuthenticateToReusesCaveats(t *testing.T) {
+	keys, _ := NewKeyring(testSecret, nil)
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	six := []string{TimeCaveat(exp), "ip = 10.0.0.0/8", "asn = 64500", "geo.country = PL", "geo.region = EU", "consumer = usr-alice"}
+	for _, tc := range []struct {
+		name string
+		cavs []string
+		room int
+	}{
+		{"no caveats", nil, 8},
+		{"fewer than the room", six, 8},
+		{"exactly the room", six, 6},
+		{"more than the room", six, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mintInvite(t, testSecret, Persistence{Named: true}, "grp", tc.cavs...)
+			want, err := keys.Authenticate(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := dirtyToken(t, keys, tc.room)
+			array := &got.Caveats[:1][0]
+			if err := keys.AuthenticateTo(got, s); err != nil {
+				t.Fatal(err)
+			}
+			sameToken(t, want, got)
+			reused := cap(got.Caveats) > 0 && &got.Caveats[:1][0] == array
+			if fits := len(tc.cavs) <= tc.room; reused != fits {
+				t.Fatalf("caveat array reused: %v, want %v", reused, fits)
+			}
+			// Only the Token's strings are new when the caveats fit.
+			if len(tc.cavs) <= tc.room {
+				allocs := testing.AllocsPerRun(50, func() {
+					if err := keys.AuthenticateTo(got, s); err != nil {
+						t.Fatal(err)
+					}
+				})
+				if allocs != 1 {
+					t.Fatalf("AuthenticateTo allocated %v times, want 1 (the strings)", allocs)
+				}
+			}
+		})
+	}
+	// Errors are Authenticate's, whatever t held.
+	forged := mintInvite(t, []byte("another secret entirely"), Persistence{Named: true}, "grp", six...)
+	for _, s := range []string{"", "not a token", forged, strings.Repeat("A", MaxTokenSize+1)} {
+		_, want := keys.Authenticate(s)
+		got := keys.AuthenticateTo(dirtyToken(t, keys, 8), s)
+		if want == nil || got == nil || got.Error() != want.Error() || KindOf(got) != KindOf(want) {
+			t.Fatalf("AuthenticateTo(%.20q) = %v, Authenticate: %v", s, got, want)
+		}
 	}
 }

@@ -1,0 +1,54 @@
+package groupjoin
+
+import (
+	"sync"
+
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
+)
+
+// An invite the doorkeeper has not seen recently is authenticated for one
+// request and never cached: its Token need not live on the heap of its
+// own. It is written into a pooled Token whose caveat array has room for
+// an invite's usual caveats (more than that, and AuthenticateTo makes a
+// larger array as Authenticate would), and given back once the request
+// is answered. Nothing that outlives the request holds the Token: the
+// decision log, the headers and the placeholders keep its strings, which
+// are allocated afresh for every token and never reused.
+
+// scratchCaveats is the room a pooled Token has for caveats: Onezone's
+// invites carry a handful.
+const scratchCaveats = 8
+
+type scratchToken struct {
+	tok  tokens.Token
+	cavs [scratchCaveats]tokens.Caveat
+}
+
+var scratchTokens = sync.Pool{New: func() any { return new(scratchToken) }}
+
+// scratchSlot lends one pooled Token to a request, taken on first use.
+// It lives on the request's stack; release gives the Token back, after
+// which nothing may use it.
+type scratchSlot struct{ s *scratchToken }
+
+// token returns the request's pooled Token, emptied, with its caveat
+// array.
+func (l *scratchSlot) token() *tokens.Token {
+	if l.s == nil {
+		l.s = scratchTokens.Get().(*scratchToken)
+		l.s.tok.Caveats = l.s.cavs[:0]
+	}
+	return &l.s.tok
+}
+
+// release gives the Token back to the pool, cleared, so that the pool
+// keeps no strings of a past request alive.
+func (l *scratchSlot) release() {
+	if l.s == nil {
+		return
+	}
+	l.s.tok = tokens.Token{}
+	clear(l.s.cavs[:])
+	scratchTokens.Put(l.s)
+	l.s = nil
+}
