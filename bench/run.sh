@@ -16,7 +16,9 @@
 #   bench/run.sh -only abef      # (e), (f): (b) and (a) with reverse_proxy's request_buffers
 #   bench/run.sh -pace 3         # every setup at about the same rate: CPU per request at equal load
 #   bench/run.sh -h              # all flags
-#   CADDY=/path/to/caddy bench/run.sh   # measure another build (e.g. a baseline)
+#   CADDY=/path/to/caddy bench/run.sh   # measure another build
+#   bench/run.sh -only abd -baseline /path/to/caddy   # (g), (h): (b), (d) on another build, same rounds
+#   bench/run.sh -only ab -baseline /path/to/caddy -together -pace 30   # all at once, same rate: before/after on a noisy host
 #
 # Needs Go and wrk (Debian: apt-get install -y wrk). Talks only to
 # 127.0.0.1, stops by itself and kills what it started.

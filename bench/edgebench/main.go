@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -56,6 +57,8 @@ type options struct {
 	profile     bool
 	pin         bool
 	pace        int
+	baseline    string
+	together    bool
 }
 
 func main() {
@@ -93,7 +96,13 @@ func main() {
 	flag.BoolVar(&o.pin, "pin", false, "run Caddy on CPU 0 and wrk, the backend and the validation service on the other CPUs (taskset), so that Caddy's CPU per request is not inflated by sharing a CPU with them")
 	flag.BoolVar(&o.profile, "profile", false, "save a CPU profile and allocation snapshots (before, after) of each Caddy in round 1 into the work directory (implies -keep)")
 	flag.IntVar(&o.pace, "pace", 0, "paced load: each wrk connection waits this many ms before each request, so every setup gets about the same rate (connections ÷ (pace + latency)) and CPU per request is compared at equal load rather than at saturation; throughput ratios are then not targets")
+	flag.StringVar(&o.baseline, "baseline", "", "another Caddy build (e.g. of an earlier commit) to run (b) and (d) on as well, as setups (g) and (h), in the same alternating rounds: the fairest before/after comparison on a noisy machine")
+	flag.BoolVar(&o.together, "together", false, "run the setups of a round at the same time, each with its own wrk, rather than one after another: every setup then sees the same machine at the same moment, which takes the host's swings out of the same-round differences (best with -pace, so that each gets the same rate; the backend's CPU is then not shown)")
 	flag.Parse()
+	if o.together && o.profile {
+		fmt.Fprintln(os.Stderr, "edgebench: -profile needs the setups one at a time; leave out -together")
+		os.Exit(2)
+	}
 	if o.profile {
 		o.keep = true
 	}
@@ -287,6 +296,7 @@ type setup struct {
 	key, title string
 	script     string
 	wantStatus string // "ok": no status ≥ 400; "rejected": every status ≥ 400
+	bin        string // Caddy binary when not -caddy's (the baseline)
 	caddy      *child
 	ext        *child // the validation service of (c)
 	rounds     []result
@@ -372,6 +382,12 @@ func run(ctx context.Context, o options) error {
 		{key: "e", title: "(b) + request_buffers", script: validLua, wantStatus: "ok"},
 		{key: "f", title: "(a) + request_buffers", script: validLua, wantStatus: "ok"},
 	}
+	if o.baseline != "" {
+		fmt.Printf("baseline: (g) and (h) are (b) and (d) on %s\n", o.baseline)
+		all = append(all,
+			&setup{key: "g", title: "(b) on the baseline", script: validLua, wantStatus: "ok", bin: o.baseline},
+			&setup{key: "h", title: "(d) on the baseline", script: invalidLua, wantStatus: "rejected", bin: o.baseline})
+	}
 	sites := map[string]string{
 		"a": "\treverse_proxy " + backend.addr,
 		"b": groupJoin,
@@ -386,13 +402,21 @@ func run(ctx context.Context, o options) error {
 		// goes out in one write instead of headers, then body.
 		"e": groupJoin + " {\n\t\trequest_buffers 64KiB\n\t}",
 		"f": "\treverse_proxy " + backend.addr + " {\n\t\trequest_buffers 64KiB\n\t}",
+		"g": groupJoin,
+		"h": groupJoin,
 	}
 	var setups []*setup
 	for _, s := range all {
-		if !strings.Contains(o.only, s.key) {
+		// The baseline's setups follow the ones they mirror.
+		if mirrors := map[string]string{"g": "b", "h": "d"}[s.key]; !strings.Contains(o.only, s.key) &&
+			(mirrors == "" || !strings.Contains(o.only, mirrors)) {
 			continue
 		}
-		c, err := startCaddy(o.caddy, dir, s.key, sites[s.key], o.logs, o.profile, o.pin, env)
+		bin := o.caddy
+		if s.bin != "" {
+			bin = s.bin
+		}
+		c, err := startCaddy(bin, dir, s.key, sites[s.key], o.logs, o.profile, o.pin, env)
 		if err != nil {
 			return err
 		}
@@ -415,6 +439,12 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	for r := 1; r <= o.rounds; r++ {
+		if o.together {
+			if err := roundTogether(ctx, o, r, setups); err != nil {
+				return err
+			}
+			continue
+		}
 		for _, s := range setups {
 			var saved chan error
 			if o.profile && r == 1 {
@@ -439,8 +469,7 @@ func run(ctx context.Context, o options) error {
 				return fmt.Errorf("round %d (%s): %w", r, s.key, err)
 			}
 			s.rounds = append(s.rounds, res)
-			fmt.Printf("round %d (%s) %-30s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  caddy %6.1f µs/req%s  wrk %5.1f µs/req  load %s\n",
-				r, s.key, s.title, res.rps(), res.p50, res.p99, res.cpuPerReq(), res.extText(), perReq(res.client, res.requests), loadavg())
+			printRound(r, s, res)
 		}
 	}
 	for _, s := range setups {
@@ -450,6 +479,31 @@ func run(ctx context.Context, o options) error {
 	}
 	report(o, setups)
 	fmt.Printf("load average at end: %s\n", loadavg())
+	return nil
+}
+
+func printRound(r int, s *setup, res result) {
+	fmt.Printf("round %d (%s) %-30s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  caddy %6.1f µs/req%s  wrk %5.1f µs/req  load %s\n",
+		r, s.key, s.title, res.rps(), res.p50, res.p99, res.cpuPerReq(), res.extText(), perReq(res.client, res.requests), loadavg())
+}
+
+// roundTogether runs round r of every setup at once, each with its own
+// wrk.
+func roundTogether(ctx context.Context, o options, r int, setups []*setup) error {
+	results := make([]result, len(setups))
+	errs := make([]error, len(setups))
+	var wg sync.WaitGroup
+	for i, s := range setups {
+		wg.Go(func() { results[i], errs[i] = measure(ctx, o, s, o.duration, nil) })
+	}
+	wg.Wait()
+	for i, s := range setups {
+		if errs[i] != nil {
+			return fmt.Errorf("round %d (%s): %w", r, s.key, errs[i])
+		}
+		s.rounds = append(s.rounds, results[i])
+		printRound(r, s, results[i])
+	}
 	return nil
 }
 

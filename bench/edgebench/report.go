@@ -55,9 +55,12 @@ func measure(ctx context.Context, o options, s *setup, d time.Duration, backend 
 			return res, err
 		}
 	}
-	backBefore, err := cpuTime(backend.pid())
-	if err != nil {
-		return res, err
+	// With -together the setups share the backend: its CPU is nobody's.
+	var backBefore time.Duration
+	if backend != nil {
+		if backBefore, err = cpuTime(backend.pid()); err != nil {
+			return res, err
+		}
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	cmd := commandContext(ctx, o.pin, otherCPUs, "wrk", "-t", strconv.Itoa(o.threads), "-c", strconv.Itoa(o.connections),
@@ -79,11 +82,13 @@ func measure(ctx context.Context, o options, s *setup, d time.Duration, backend 
 		}
 		res.ext = extAfter - extBefore
 	}
-	backAfter, err := cpuTime(backend.pid())
-	if err != nil {
-		return res, err
+	if backend != nil {
+		backAfter, err := cpuTime(backend.pid())
+		if err != nil {
+			return res, err
+		}
+		res.backend = backAfter - backBefore
 	}
-	res.backend = backAfter - backBefore
 	if err := parseWrk(string(out), &res); err != nil {
 		return res, err
 	}
@@ -202,6 +207,10 @@ func report(o options, setups []*setup) {
 	header := []string{"setup", "req/s", "p50 µs", "p99 µs", "Caddy CPU µs/req", "peak RSS MiB", "backend CPU µs/req", "auth service CPU µs/req", "wrk CPU µs/req"}
 	var rows [][]string
 	for _, s := range setups {
+		backend := "–" // shared, with -together
+		if !o.together {
+			backend = fmt.Sprintf("%.1f", s.cpuPerReq(backCPU))
+		}
 		ext := "–"
 		if s.key == "c" {
 			ext = fmt.Sprintf("%.1f", s.cpuPerReq(extCPU))
@@ -213,14 +222,14 @@ func report(o options, setups []*setup) {
 			fmt.Sprintf("%.0f", median(each(s, p99))),
 			fmt.Sprintf("%.1f", s.cpuPerReq(caddyCPU)),
 			fmt.Sprintf("%.1f", float64(s.rss)/(1<<20)),
-			fmt.Sprintf("%.1f", s.cpuPerReq(backCPU)),
+			backend,
 			ext,
 			fmt.Sprintf("%.1f", s.cpuPerReq(clientCPU)),
 		})
 	}
 	table(header, rows, o.markdown)
 
-	a, b, c, d, e, f := by["a"], by["b"], by["c"], by["d"], by["e"], by["f"]
+	a, b, c, d, e, f, g, h := by["a"], by["b"], by["c"], by["d"], by["e"], by["f"], by["g"], by["h"]
 	var checks [][]string
 	// spread is the range of the same-round figures behind a median: how
 	// far one round can be from another on this machine.
@@ -289,6 +298,52 @@ func report(o options, setups []*setup) {
 		fmt.Println("Targets (same round: median over rounds of the same-round ratio or difference; rounds: their range)")
 		table([]string{"measure", "value", "rounds", "target", "verdict"}, checks, o.markdown)
 	}
+	if b != nil && g != nil {
+		compareBaseline(o, a, b, d, g, h)
+	}
+}
+
+// compareBaseline prints this build against the baseline build, both
+// measured in the same rounds: (b) against (g), (d) against (h). Lower is
+// better for CPU, p99 and RSS; higher for throughput.
+func compareBaseline(o options, a, b, d, g, h *setup) {
+	cpu := func(r result) float64 { return r.cpuPerReq() }
+	rps := func(r result) float64 { return r.rps() }
+	p99 := func(r result) float64 { return r.p99 }
+	spread := func(xs []float64) string {
+		if len(xs) < 2 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f … %.2f", slices.Min(xs), slices.Max(xs))
+	}
+	var rows [][]string
+	diff := func(name string, x, y *setup, f func(result) float64, unit string) {
+		ds := pairedDiffs(x, y, f)
+		rows = append(rows, []string{name, fmt.Sprintf("%.2f%s", median(ds), unit), spread(ds)})
+	}
+	ratio := func(name string, x, y *setup, f func(result) float64) {
+		rs := pairedRatios(x, y, f)
+		rows = append(rows, []string{name, fmt.Sprintf("%.3f", median(rs)), spread(rs)})
+	}
+	if a != nil {
+		diff("CPU added, this build (b − a)", b, a, cpu, " µs/req")
+		diff("CPU added, baseline (g − a)", g, a, cpu, " µs/req")
+	}
+	diff("Caddy CPU, this build − baseline (b − g)", b, g, cpu, " µs/req")
+	if o.pace == 0 {
+		ratio("throughput b/g", b, g, rps)
+	}
+	ratio("p99 b/g", b, g, p99)
+	rows = append(rows, []string{"peak RSS b − g", fmt.Sprintf("%.2f MiB", float64(b.rss-g.rss)/(1<<20)), "–"})
+	if d != nil && h != nil {
+		diff("Caddy CPU, refusals, this build − baseline (d − h)", d, h, cpu, " µs/req")
+		if o.pace == 0 {
+			ratio("throughput d/h", d, h, rps)
+		}
+	}
+	fmt.Println()
+	fmt.Println("This build against the baseline (same round: median over rounds, with their range)")
+	table([]string{"measure", "value", "rounds"}, rows, o.markdown)
 }
 
 func table(header []string, rows [][]string, markdown bool) {
