@@ -36,6 +36,9 @@
 //     signature chain and parses each caveat. Its result is the same every
 //     time for the same string and keyring, so it can be cached (the
 //     handler caches it by the token's SHA-256, never by the token).
+//     [Keyring.AuthenticateTo] does the same into a Token the caller keeps
+//     for reuse, caveat array included: for tokens checked once and
+//     dropped, it allocates only the Token's strings.
 //   - [Token.CheckInvite] and [Token.CheckAccess] depend on the request: the
 //     clock, the client address, the current user, this service's id and a
 //     [Geo] database, all in an [Env]. They check that the token is the

@@ -407,9 +407,7 @@ func run(ctx context.Context, o options) error {
 	}
 	var setups []*setup
 	for _, s := range all {
-		// The baseline's setups follow the ones they mirror.
-		if mirrors := map[string]string{"g": "b", "h": "d"}[s.key]; !strings.Contains(o.only, s.key) &&
-			(mirrors == "" || !strings.Contains(o.only, mirrors)) {
+		if !selected(o.only, s.key) {
 			continue
 		}
 		bin := o.caddy
@@ -480,6 +478,13 @@ func run(ctx context.Context, o options) error {
 	report(o, setups)
 	fmt.Printf("load average at end: %s\n", loadavg())
 	return nil
+}
+
+// selected reports whether -only selects the setup key; the baseline's
+// (g) and (h) follow the setups they mirror, (b) and (d).
+func selected(only, key string) bool {
+	mirrors := map[string]string{"g": "b", "h": "d"}[key]
+	return strings.Contains(only, key) || mirrors != "" && strings.Contains(only, mirrors)
 }
 
 func printRound(r int, s *setup, res result) {
