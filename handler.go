@@ -99,10 +99,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	env.UserID = who.userID
 	var slot scratchSlot // invite's Token, when not cached; valid until return
 	defer slot.release()
-	invite, err := h.verifyInvite(raw, env, &slot)
-	if invite != nil {
-		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
-	}
+	invite, err := h.verifyInvite(raw, env, &slot, &d)
 	h.metrics.verify.Observe(h.now().Sub(start).Seconds())
 	if err != nil {
 		return h.reject(w, &d, inviteAnswer(err), err)
@@ -126,9 +123,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // verifyInvite is Verifier.VerifyInvite with the caches in front of
-// Authenticate; an invite that is not cached is written into slot.
-func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *scratchSlot) (*tokens.Token, error) {
-	return h.invites.verify(raw, env, slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckInvite)
+// Authenticate; an invite that is not cached is written into slot. The
+// decision names the invite as soon as it authenticated, refused or not.
+func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *scratchSlot, d *decision) (*tokens.Token, error) {
+	invite, err := h.invites.verify(raw, env, slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckInvite)
+	if invite != nil {
+		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
+	}
+	return invite, err
 }
 
 // prepareUpstream sets what the backend relies on: trusted identity

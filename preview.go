@@ -179,10 +179,7 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	env.UserID = who.userID
 	var slot scratchSlot // invite's Token, when not cached; valid until return
 	defer slot.release()
-	invite, err := h.verifyInvite(raw, env, &slot)
-	if invite != nil {
-		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
-	}
+	invite, err := h.verifyInvite(raw, env, &slot, &d)
 	if err != nil {
 		if tokens.KindOf(err) == tokens.KindConsumer && who.userID == "" {
 			return refuse(ansSignInToCheck, err)
