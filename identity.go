@@ -11,9 +11,8 @@ import (
 
 // caller is the current user as established by an identity source.
 type caller struct {
-	userID      string
-	fromToken   bool   // identity came from an access token
-	accessToken string // token id of that access token, for logs
+	userID    string
+	fromToken bool // identity came from an access token
 }
 
 // identify tries the identity sources in order. A source that finds no
@@ -30,12 +29,12 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, env *tokens.En
 			if !ok {
 				return caller{}, &ansBadUser, errAmbiguousCredentials
 			}
-			tok, err := h.verifyAccess(raw, env)
+			who, err := h.verifyAccess(raw, env)
 			if err != nil {
 				a := userAnswer(err)
 				return caller{}, &a, err
 			}
-			return caller{userID: tok.ID.Subject.ID, fromToken: true, accessToken: tok.ID.TokenID}, nil, nil
+			return who, nil, nil
 		case SourcePlaceholder:
 			id := repl.ReplaceAll(src.Placeholder, "")
 			if id == "" {
@@ -51,9 +50,15 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, env *tokens.En
 }
 
 // verifyAccess is Verifier.VerifyAccess with the caches in front of
-// Authenticate.
-func (h *Handler) verifyAccess(raw string, env *tokens.Env) (*tokens.Token, error) {
-	return h.access.verify(raw, env, nil, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckAccess)
+// Authenticate, answering whom the token names.
+func (h *Handler) verifyAccess(raw string, env *tokens.Env) (caller, error) {
+	var slot scratchSlot // the token while it is checked (scratch.go)
+	defer slot.release()
+	tok, err := h.access.verify(raw, env, &slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckAccess)
+	if err != nil {
+		return caller{}, err
+	}
+	return caller{userID: tok.ID.Subject.ID, fromToken: true}, nil
 }
 
 // accessTokenFrom finds the access token in X-Auth-Token, else

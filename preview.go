@@ -162,11 +162,11 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case req.consumerNull:
 	case req.consumerToken != "":
-		tok, err := h.verifyAccess(req.consumerToken, env)
+		c, err := h.verifyAccess(req.consumerToken, env)
 		if err != nil {
 			return refuse(userAnswer(err), err)
 		}
-		who = caller{userID: tok.ID.Subject.ID, fromToken: true}
+		who = c
 	default:
 		c, a, err := h.identify(r, repl, env)
 		if a != nil && !(a.status == http.StatusUnauthorized && a.code == "unauthorized") {

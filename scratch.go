@@ -1,19 +1,22 @@
 package groupjoin
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
-// An invite the doorkeeper has not seen recently is authenticated for one
-// request and never cached: its Token need not live on the heap of its
-// own. It is written into a pooled Token whose caveat array has room for
-// an invite's usual caveats (more than that, and AuthenticateTo makes a
-// larger array as Authenticate would), and given back once the request
-// is answered. Nothing that outlives the request holds the Token: the
-// decision log, the headers and the placeholders keep its strings, which
-// are allocated afresh for every token and never reused.
+// A token is authenticated into a pooled Token whose caveat array has room
+// for a token's usual caveats (more than that, and AuthenticateTo makes a
+// larger array as Authenticate would), lent to the request by a
+// scratchSlot and given back once the request no longer needs it. A
+// refused token then costs no allocation, and an invite the doorkeeper
+// has not seen recently, checked for one request and never cached, needs
+// no Token of its own; one that the caches keep is copied out (ownToken).
+// Nothing that outlives the request holds a pooled Token: the decision
+// log, the headers and the placeholders keep its strings, which are
+// allocated afresh for every token and never reused.
 
 // scratchCaveats is the room a pooled Token has for caveats: Onezone's
 // invites carry a handful.
@@ -51,4 +54,12 @@ func (l *scratchSlot) release() {
 	clear(l.s.cavs[:])
 	scratchTokens.Put(l.s)
 	l.s = nil
+}
+
+// ownToken copies a Token out of a slot, caveats included, for a cache to
+// keep after the slot is released.
+func ownToken(t *tokens.Token) *tokens.Token {
+	own := *t
+	own.Caveats = slices.Clone(t.Caveats)
+	return &own
 }

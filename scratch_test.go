@@ -77,11 +77,69 @@ func TestScratchTokenOnlyForFirstSight(t *testing.T) {
 
 	again := invs[0] // seen once above: cached now
 	tok, _ := c.verify(again, env, &l, keys.AuthenticateTo, (*tokens.Token).CheckInvite)
-	if l.s != nil && tok == &l.s.tok {
-		t.Fatal("an invite seen again was written into the scratch Token, which the cache would then keep")
+	if l.s != nil && (tok == &l.s.tok || &tok.Caveats[0] == &l.s.cavs[0]) {
+		t.Fatal("an invite seen again was left in the scratch Token, which the cache would then keep")
 	}
 	if e, _, _ := c.passed.stats(); e != 1 {
 		t.Fatalf("the cache holds %d invites, want the one seen again", e)
+	}
+	// The slot goes back to the pool and is lent again; the cached Token
+	// stays what Authenticate makes of the invite.
+	l.release()
+	want, _ := keys.Authenticate(again)
+	for range 3 {
+		var other scratchSlot
+		if _, err := c.verify(invite(t, "other", "consumer = usr-alice"), env, &other, keys.AuthenticateTo, (*tokens.Token).CheckInvite); err != nil {
+			t.Fatal(err)
+		}
+		other.release()
+	}
+	cached, err := c.verify(again, env, &l, keys.AuthenticateTo, (*tokens.Token).CheckInvite)
+	if err != nil || cached != tok {
+		t.Fatalf("third sight: %v, token %p, want the cached %p", err, cached, tok)
+	}
+	if len(cached.Caveats) != len(want.Caveats) || cached.ID != want.ID {
+		t.Fatalf("cached token changed: %+v, want %+v", *cached, *want)
+	}
+	for i := range want.Caveats {
+		if cached.Caveats[i] != want.Caveats[i] {
+			t.Fatalf("cached caveat %d changed to %+v, want %+v", i, cached.Caveats[i], want.Caveats[i])
+		}
+	}
+	l.release()
+}
+
+// A token refused by Authenticate costs no allocation, whether it comes
+// for the first time (not cached) or again (cached as refused): it was
+// written into the pooled Token, never into one of its own.
+func TestRefusedTokensAllocateNoToken(t *testing.T) {
+	c := newTokenCaches(newDoorkeeper())
+	keys, _ := tokens.NewKeyring([]byte(testSecret), nil)
+	env := &tokens.Env{Now: time.Now(), UserID: "alice"}
+	forged := make([]string, 40)
+	for i := range forged {
+		forged[i] = mintT(t, "another secret", tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g", tokens.NewTokenID()))
+	}
+	next := 0
+	first := testing.AllocsPerRun(len(forged)-2, func() {
+		var l scratchSlot
+		if _, err := c.verify(forged[next], env, &l, keys.AuthenticateTo, (*tokens.Token).CheckInvite); err != tokens.ErrSignature {
+			t.Fatalf("verify = %v, want ErrSignature", err)
+		}
+		next++
+		l.release()
+	})
+	if !raceDetector && first != 0 {
+		t.Fatalf("a forged invite seen once allocated %v times, want none", first)
+	}
+	// Seen again: looked up, missed, authenticated into the slot too, and
+	// cached as refused (the refused cache keeps the error, no Token).
+	var l scratchSlot
+	if _, err := c.verify(forged[0], env, &l, keys.AuthenticateTo, (*tokens.Token).CheckInvite); err != tokens.ErrSignature {
+		t.Fatalf("second sight: %v", err)
+	}
+	if l.s == nil {
+		t.Fatal("a token seen again was not authenticated into the slot")
 	}
 	l.release()
 }

@@ -54,9 +54,10 @@ func newTokenCaches(door *doorkeeper) *tokenCaches {
 
 // verify is authenticate then check, with the caches in front of
 // authenticate. The Token is returned with a check's error, so that the
-// decision log can name it. A token that is not cached is authenticated
-// into the request's scratch Token when it has one (scratch.go): the
-// Token returned is then valid until the slot is released.
+// decision log can name it. A token is authenticated into the slot's
+// pooled Token (scratch.go), so that one refused costs no allocation; one
+// that is not cached is returned there, valid until the slot is released,
+// and one the caches keep gets a Token of its own.
 func (c *tokenCaches) verify(raw string, env *tokens.Env, slot *scratchSlot,
 	authenticate func(*tokens.Token, string) error,
 	check func(*tokens.Token, *tokens.Env) error,
@@ -64,12 +65,7 @@ func (c *tokenCaches) verify(raw string, env *tokens.Env, slot *scratchSlot,
 	// A token the doorkeeper has not seen recently is verified without the
 	// caches, and not cached.
 	if c == nil || len(raw) > maxCachedToken || c.door.firstSight(raw) {
-		var tok *tokens.Token
-		if slot != nil {
-			tok = slot.token()
-		} else {
-			tok = new(tokens.Token)
-		}
+		tok := slot.token()
 		if err := authenticate(tok, raw); err != nil {
 			return nil, err
 		}
@@ -85,12 +81,12 @@ func (c *tokenCaches) verify(raw string, env *tokens.Env, slot *scratchSlot,
 		}
 		return e.tok, check(e.tok, env)
 	}
-	// Cached, so a Token of its own.
-	tok := new(tokens.Token)
+	tok := slot.token()
 	if err := authenticate(tok, raw); err != nil {
 		c.refused.put(&k, cacheEntry{err: err}, env.Now)
 		return nil, err
 	}
+	tok = ownToken(tok) // cached from here on
 	if err := check(tok, env); err != nil {
 		c.refused.put(&k, cacheEntry{tok: tok}, env.Now)
 		return tok, err

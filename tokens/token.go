@@ -35,11 +35,13 @@ const MaxCaveats = 256
 // rather than through go-macaroon, which copied the token, identifier and
 // location and built a Macaroon only for them to be copied again here.
 func (k *Keyring) Authenticate(s string) (*Token, error) {
-	t := new(Token)
-	if err := k.AuthenticateTo(t, s); err != nil {
+	var t Token
+	if err := k.AuthenticateTo(&t, s); err != nil {
 		return nil, err
 	}
-	return t, nil
+	// On the heap only now: a refused token costs no allocation.
+	out := t
+	return &out, nil
 }
 
 // AuthenticateTo is Authenticate writing the Token into t, which it
