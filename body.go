@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -50,14 +51,24 @@ func readBody(r *http.Request, max int64) ([]byte, *answer) {
 	}
 }
 
-// isJSON reports whether a Content-Type is application/json (parameters
-// such as charset allowed), without parsing the common exact value.
+// isJSON reports whether a Content-Type is application/json, without
+// parsing the common exact value. The one parameter allowed is
+// charset=utf-8: the edge reads the body as UTF-8, and a backend told
+// another charset would read other characters than those verified.
 func isJSON(contentType string) bool {
 	if contentType == "application/json" {
 		return true
 	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "application/json"
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return false
+		}
+	}
+	return true
 }
 
 // tokenField extracts the "token" string of a JSON object body. The body

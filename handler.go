@@ -1,7 +1,6 @@
 package groupjoin
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -15,10 +14,6 @@ import (
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
-
-// Headers the edge owns towards the backend: client-sent copies are always
-// removed, so the backend can trust them.
-var upstreamHeaders = [...]string{"X-User-Id", "X-Group-Id", "X-Invite-Token-Id", "X-Invite-Issuer"}
 
 var (
 	errAmbiguousCredentials = errors.New("credentials header repeated or empty")
@@ -37,10 +32,21 @@ const drainLimit = 256 << 10
 // close"). A modest declared remainder is read first, so a client still
 // sending it gets the answer rather than a connection reset.
 func (h *Handler) readRequestBody(w http.ResponseWriter, r *http.Request) ([]byte, *answer) {
-	body, a := readBody(r, h.MaxBody)
+	a := checkRequestHead(r)
+	var body []byte
+	if a == nil {
+		body, a = readBody(r, h.MaxBody)
+	}
+	if a == nil {
+		a = checkRequestTail(r)
+	}
 	if a != nil {
 		if r.ContentLength < 0 || r.ContentLength > h.MaxBody+drainLimit {
-			w.Header().Set("Connection", "close")
+			// HTTP/2 and HTTP/3 end the stream instead, and forbid the
+			// header (an HTTP/3 client refuses the answer).
+			if r.ProtoMajor == 1 {
+				w.Header().Set("Connection", "close")
+			}
 		} else {
 			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, drainLimit))
 		}
@@ -131,47 +137,6 @@ func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *scratchSlot, d
 		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
 	}
 	return invite, err
-}
-
-// prepareUpstream sets what the backend relies on: trusted identity
-// headers, placeholders, and the body exactly as received.
-func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *requestState, who caller, invite *tokens.Token, body []byte) {
-	// delete(): Header.Del with names already canonical.
-	for _, k := range upstreamHeaders {
-		delete(r.Header, k)
-	}
-	// reverse_proxy deletes every header the client lists in Connection
-	// ("Connection: X-User-Id" would strip the identity set below); the
-	// join needs no hop-by-hop options, nor an upgrade.
-	delete(r.Header, "Connection")
-	id := invite.ID
-	issuer := st.issuerOf(id.Subject)
-	if h.setHeaders {
-		// As Header.Set stores them (canonical names), with the four
-		// values in the request's state; capped slices, so an append
-		// copies.
-		v := st.upstream[:]
-		v[0], v[1], v[2], v[3] = who.userID, id.Type.TargetID, id.TokenID, issuer
-		r.Header["X-User-Id"] = v[0:1:1]
-		r.Header["X-Group-Id"] = v[1:2:2]
-		r.Header["X-Invite-Token-Id"] = v[2:3:3]
-		r.Header["X-Invite-Issuer"] = v[3:4:4]
-	}
-	// One provider answers the four placeholders: cheaper than four
-	// Replacer.Set calls (a lock, a map insert and an allocation each).
-	repl.Map(joinVars{who.userID, id.Type.TargetID, id.TokenID, issuer}.get)
-	if who.fromToken {
-		// Set, not the provider: it must override what an earlier auth
-		// handler may have set, as basic_auth does.
-		repl.Set("http.auth.user.id", who.userID)
-	}
-	// Answers are tiny and the edge must read error bodies.
-	delete(r.Header, "Accept-Encoding")
-	st.body.Reset(body)
-	r.Body = &st.body
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
 }
 
 // joinVars are the values of the {http.group_join.*} placeholders of one

@@ -3,6 +3,7 @@ package groupjoin
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -260,7 +262,13 @@ func hostileRows(t *testing.T) []hostileRow {
 		{name: "OPTIONS", method: "OPTIONS", headers: auth, status: 405, code: "method_not_allowed"},
 		{name: "lower-case post is not POST", method: "post", headers: auth, body: joinBody(good), status: 405, code: "method_not_allowed"},
 		{name: "PUT with junk", method: "PUT", ctype: "text/plain", body: "\x00\xff", status: 405, code: "method_not_allowed"},
-		{name: "percent-encoded path still guarded", path: "/user/groups/%6Aoin", headers: auth, body: `{"token":"x"}`, status: 400, code: "invalid_token", desc: generic},
+		{name: "percent-encoded path still guarded", path: "/user/groups/%6Aoin", headers: auth, body: joinBody(good), status: 400, code: "invalid_request", desc: "path must be plain"},
+		{name: "encoded slash in path", path: "/user%2Fgroups/join", headers: auth, body: joinBody(good), status: 400, code: "invalid_request", desc: "path must be plain"},
+		{name: "dot-dot segments in path", path: "/user/spaces/join/../../groups/join", headers: auth, body: joinBody(good), status: 400, code: "invalid_request", desc: "path must be plain"},
+		{name: "dot segment in path", path: "/user/groups/./join", headers: auth, body: joinBody(good), status: 400, code: "invalid_request", desc: "path must be plain"},
+		{name: "doubled slashes in path", path: "//user//groups/join", headers: auth, body: joinBody(good), status: 400, code: "invalid_request", desc: "path must be plain"},
+		{name: "query string", path: "/user/groups/join?user=mallory", headers: auth, body: joinBody(good), status: 400, code: "invalid_request", desc: "query"},
+		{name: "empty query", path: "/user/groups/join?", headers: auth, body: joinBody(good), status: 400, code: "invalid_request", desc: "query"},
 		{name: "upper-case path still guarded", path: "/user/groups/JOIN", headers: auth, body: `{"token":"x"}`, status: 400, code: "invalid_token", desc: generic},
 
 		// --- the caller ---
@@ -327,6 +335,17 @@ func hostileRows(t *testing.T) []hostileRow {
 		{name: "Content-Length and chunked together (raw)", raw: func(h string) string {
 			return post + host(h) + jsonCT + userHdr + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
 		}, status: 400, code: ""},
+		{name: "Content-Encoding gzip over a plain body", headers: append([]string{"Content-Encoding", "gzip"}, auth...), body: joinBody(good), status: 400, code: "invalid_request", desc: "encoded"},
+		{name: "Content-Encoding gzip over a gzip body (raw)", raw: func(h string) string {
+			z := gzipped(joinBody(good))
+			return post + host(h) + jsonCT + userHdr + "Content-Encoding: gzip\r\nContent-Length: " + itoa(len(z)) + "\r\n\r\n" + z
+		}, status: 400, code: "invalid_request", desc: "encoded"},
+		{name: "Content-Encoding identity, br", headers: append([]string{"Content-Encoding", "identity, br"}, auth...), body: joinBody(good), status: 400, code: "invalid_request", desc: "encoded"},
+		{name: "charset utf-16", headers: auth, ctype: "application/json; charset=utf-16", body: joinBody(good), status: 400, code: "invalid_request", desc: "Content-Type"},
+		{name: "declared trailers forging identity (raw)", raw: func(h string) string {
+			return post + host(h) + jsonCT + userHdr + "Transfer-Encoding: chunked\r\nTrailer: X-User-Id, X-Group-Id\r\n\r\n" +
+				chunked(goodBody) + "X-User-Id: mallory\r\nX-Group-Id: g-forged\r\n\r\n"
+		}, status: 400, code: "invalid_request", desc: "trailers"},
 		{name: "empty body", headers: auth, body: "", status: 400, code: "invalid_request", desc: "valid JSON"},
 		{name: "null", headers: auth, body: "null", status: 400, code: "invalid_request", desc: "object"},
 		{name: "top-level array", headers: auth, body: `[{"token":"` + good + `"}]`, status: 400, code: "invalid_request", desc: "object"},
@@ -507,6 +526,19 @@ func derivedKey(secret string) []byte {
 	return h.Sum(nil)
 }
 
+// chunked frames body as one chunk and the last chunk, without the final
+// CRLF: trailer lines, then "\r\n", follow.
+func chunked(body string) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n", len(body), body) }
+
+// gzipped is s compressed with gzip.
+func gzipped(s string) string {
+	var b bytes.Buffer
+	z := gzip.NewWriter(&b)
+	_, _ = z.Write([]byte(s))
+	_ = z.Close()
+	return b.String()
+}
+
 // chunkedStream is a chunked body of n bytes of JSON-ish padding, ended
 // properly, produced lazily.
 func chunkedStream(n int) io.Reader {
@@ -673,7 +705,11 @@ func serveRow(t *testing.T, h *Handler, r hostileRow, next caddyhttp.Handler) (*
 		req.Method = r.method
 	}
 	if r.path != "" {
-		req.URL.Path = r.path
+		u, err := url.ParseRequestURI(r.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Path, req.URL.RawPath, req.URL.RawQuery, req.URL.ForceQuery = u.Path, u.RawPath, u.RawQuery, u.ForceQuery
 	}
 	switch r.ctype {
 	case "":

@@ -24,7 +24,7 @@ type requestEnv struct {
 type requestState struct {
 	requestEnv
 	body     bodyReader
-	upstream [4]string // X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer
+	upstream [5]string // X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer, Content-Type
 	created  [2]string // Location, Content-Length of the 201
 	issuer   [64]byte  // room for X-Invite-Issuer's value (statestrings.go)
 	location [64]byte  // room for the Location of the 201 (statestrings.go)
