@@ -119,19 +119,19 @@ func TestReadBodyOneExactAllocation(t *testing.T) {
 
 func TestIsJSONContentType(t *testing.T) {
 	for ct, want := range map[string]bool{
-		"application/json":                               true,
-		"application/json; charset=utf-8":                true,
-		"Application/JSON":                               true,
-		"application/json ; charset=UTF-8":               true,
-		"application/jsonx":                              false,
-		"application/json; charset":                      false, // malformed parameter
-		"text/json":                                      false,
-		"application/problem+json":                       false,
-		"":                                               false,
-		" application/json":                              true,  // as mime.ParseMediaType trims
-		"application/json; charset=utf-16":               false, // the backend would read other characters
-		"application/json; charset=latin1":               false,
-		"application/json; version=2":                    false, // a parameter the edge cannot vouch for
+		"application/json":                 true,
+		"application/json; charset=utf-8":  true,
+		"Application/JSON":                 true,
+		"application/json ; charset=UTF-8": true,
+		"application/jsonx":                false,
+		"application/json; charset":        false, // malformed parameter
+		"text/json":                        false,
+		"application/problem+json":         false,
+		"":                                 false,
+		" application/json":                true,  // as mime.ParseMediaType trims
+		"application/json; charset=utf-16": false, // the backend would read other characters
+		"application/json; charset=latin1": false,
+		"application/json; version=2":      false, // a parameter the edge cannot vouch for
 	} {
 		if got := isJSON(ct); got != want {
 			t.Errorf("isJSON(%q) = %v, want %v", ct, got, want)
