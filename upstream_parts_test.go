@@ -439,3 +439,40 @@ func dumpHeaders(h http.Header) string {
 	}
 	return b.String()
 }
+
+// TestPreviewPartsNeverReachBackend sends the same rows to both preview
+// endpoints, over every protocol: the edge answers each (200 where the
+// join would have been forwarded, the same refusal otherwise), and the
+// backend sees none of them.
+func TestPreviewPartsNeverReachBackend(t *testing.T) {
+	e := startPartsEdge(t)
+	user := access(t, "alice")
+	for _, p := range partsProtos {
+		t.Run(p.name, func(t *testing.T) {
+			for _, path := range []string{DefaultExaminePath, DefaultVerifyPath} {
+				for _, row := range partsRows() {
+					if row.only != "" && row.only != p.name || row.path != "" {
+						continue
+					}
+					t.Run(path+"/"+row.name, func(t *testing.T) {
+						row.path = path
+						want := row.status
+						if want == http.StatusCreated {
+							want = http.StatusOK
+						}
+						status, answer, err := e.send(p, row, user, joinBody(invite(t, "g1")))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if status != want || row.desc != "" && !strings.Contains(answer, row.desc) {
+							t.Errorf("status %d %s, want %d with %q", status, answer, want, row.desc)
+						}
+						if got := e.rec.take(); len(got) != 0 {
+							t.Fatalf("a preview request reached the backend: %+v", got)
+						}
+					})
+				}
+			}
+		})
+	}
+}
