@@ -158,6 +158,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	for _, option := range h.literalSecrets() {
+		h.logger.Warn("secret written literally in the config: Caddy's debug log ('adjusted config') and the admin API's GET /config show it; write it as an {env.*} or {file.*} placeholder",
+			zap.String("option", option))
+	}
 	n, lowest := keys.Generations()
 	h.logger.Info("group_join provisioned",
 		zap.Bool("default_key", keys.HasDefault()),
@@ -181,10 +185,7 @@ func buildKeyring(keys []Key) (*tokens.Keyring, error) {
 	var def []byte
 	gens := make(map[uint64][]byte)
 	for i, k := range keys {
-		name := "key #" + strconv.Itoa(i+1)
-		if k.Generation != nil {
-			name += " (generation " + strconv.FormatUint(*k.Generation, 10) + ")"
-		}
+		name := keyName(i, k)
 		secret, err := repl.ReplaceOrErr(k.Secret, true, true)
 		if err != nil || secret == "" {
 			return nil, fmt.Errorf("%s: secret is empty or its placeholder cannot be resolved%s", name, placeholderHint(k.Secret))
@@ -201,6 +202,43 @@ func buildKeyring(keys []Key) (*tokens.Keyring, error) {
 		}
 	}
 	return tokens.NewKeyring(def, gens)
+}
+
+// keyName names the i-th key in messages, never by its value.
+func keyName(i int, k Key) string {
+	name := "key #" + strconv.Itoa(i+1)
+	if k.Generation != nil {
+		name += " (generation " + strconv.FormatUint(*k.Generation, 10) + ")"
+	}
+	return name
+}
+
+// literalSecrets names the options whose secret is written in the config
+// itself rather than as a placeholder resolved at provision. Caddy prints
+// the config in its debug log when automatic HTTPS adjusts it, and serves
+// it at the admin API's GET /config: such a secret is readable there.
+func (h *Handler) literalSecrets() []string {
+	var names []string
+	for i, k := range h.Keys {
+		if isLiteral(k.Secret) {
+			names = append(names, keyName(i, k))
+		}
+	}
+	if h.Store != nil {
+		names = append(names, h.Store.literalSecrets()...)
+	}
+	return names
+}
+
+// isLiteral reports whether s is a non-empty value with no placeholder
+// that the provision-time replacer would resolve (a Caddyfile's {$X} is
+// resolved by the adapter already, so it is literal here).
+func isLiteral(s string) bool {
+	if s == "" {
+		return false
+	}
+	out, err := caddy.NewReplacer().ReplaceOrErr(s, true, true)
+	return err == nil && out == s
 }
 
 // placeholderHint names the placeholder of a secret that is exactly one

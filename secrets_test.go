@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -335,5 +336,52 @@ func TestSecretComparisonsConstantTime(t *testing.T) {
 	}
 	if !strings.Contains(string(src), "hmac.Equal(") {
 		t.Error("tokens/signature.go no longer compares signatures with hmac.Equal")
+	}
+}
+
+// TestLiteralSecretsNamed: the options whose secret is written literally
+// are named, those given as placeholders are not, and no name carries a
+// value.
+func TestLiteralSecretsNamed(t *testing.T) {
+	h := &Handler{
+		Keys: []Key{{Secret: "literal-key-value"}, {Generation: ptr(uint64(5)), Secret: "{env.GJ_NOT_LITERAL}"},
+			{Generation: ptr(uint64(6)), Secret: "{file./run/secrets/k6}"}},
+		Store: &StoreConfig{Type: "redis", URL: "redis://:url-pass-value@127.0.0.1:6399/0",
+			Password: "{env.GJ_REDIS_PASSWORD}", SentinelPassword: "sentinel-pass-value"},
+	}
+	got := strings.Join(h.literalSecrets(), "; ")
+	want := "key #1; store redis URL (its password); store redis sentinel_password"
+	if got != want {
+		t.Errorf("literalSecrets = %q, want %q", got, want)
+	}
+	h = &Handler{Keys: []Key{{Secret: "{env.GJ_K}"}}, Store: &StoreConfig{Type: "redis", URL: "redis://127.0.0.1:6399/0", Password: "p"}}
+	if got := strings.Join(h.literalSecrets(), "; "); got != "store redis password" {
+		t.Errorf("literalSecrets = %q, want only the password", got)
+	}
+}
+
+// TestLiteralSecretWarning: a literal key makes Caddy's log carry one
+// warning that names the option; neither the literal nor the value of a
+// placeholder key is in the log.
+func TestLiteralSecretWarning(t *testing.T) {
+	const literal = "literal-root-key-never-logged-5512"
+	const fromEnv = "env-root-key-never-logged-9034"
+	t.Setenv("GJ_WARN_TEST_KEY", fromEnv)
+	e := startEdge(t, edgeOpts{options: "key " + literal + "\n\t\tkey 5 {env.GJ_WARN_TEST_KEY}"})
+	log := e.logText()
+	var warnings []map[string]any
+	for _, line := range strings.Split(log, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["level"] == "warn" && strings.Contains(fmt.Sprint(m["msg"]), "secret written literally") {
+			warnings = append(warnings, m)
+		}
+	}
+	if len(warnings) != 1 || warnings[0]["option"] != "key #1" {
+		t.Errorf("warnings %v, want one naming key #1", warnings)
+	}
+	for _, s := range []string{literal, fromEnv} {
+		if strings.Contains(log, s) {
+			t.Errorf("a key's value is in Caddy's log")
+		}
 	}
 }

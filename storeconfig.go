@@ -231,6 +231,24 @@ func (c *StoreConfig) resolve() (resolvedStore, error) {
 	return r, nil
 }
 
+// literalSecrets names the store's options that hold a password written
+// in the config itself (see Handler.literalSecrets).
+func (c *StoreConfig) literalSecrets() []string {
+	var names []string
+	if u, err := url.Parse(c.URL); err == nil && u.User != nil && isLiteral(c.URL) {
+		if _, ok := u.User.Password(); ok {
+			names = append(names, "store redis URL (its password)")
+		}
+	}
+	if isLiteral(c.Password) {
+		names = append(names, "store redis password")
+	}
+	if isLiteral(c.SentinelPassword) {
+		names = append(names, "store redis sentinel_password")
+	}
+	return names
+}
+
 func (c *StoreConfig) open() (store.Store, string, error) {
 	if err := c.check(); err != nil {
 		return nil, "", err
