@@ -476,3 +476,28 @@ func TestPreviewPartsNeverReachBackend(t *testing.T) {
 		})
 	}
 }
+
+// TestAbsoluteFormTarget: an absolute-form request target is accepted as
+// net/http accepts it (the host comes from the target, not the Host
+// header) and reaches the backend in origin form.
+func TestAbsoluteFormTarget(t *testing.T) {
+	e := startPartsEdge(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", e.plain)
+	body := joinBody(invite(t, "g1"))
+	raw := "POST http://" + addr + "/user/groups/join HTTP/1.1\r\nHost: other.example\r\nContent-Type: application/json\r\n" +
+		"X-Auth-Token: " + access(t, "alice") + "\r\nContent-Length: " + itoa(len(body)) + "\r\n\r\n" + body
+	resp, answer, err := rawExchange(addr, raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d %s", resp.StatusCode, answer)
+	}
+	got := e.rec.take()
+	if len(got) != 1 {
+		t.Fatalf("backend got %d requests", len(got))
+	}
+	if got[0].uri != "/user/groups/join" || got[0].host != addr || string(got[0].body) != body {
+		t.Errorf("backend got %s for host %q, body %q", got[0].uri, got[0].host, got[0].body)
+	}
+}

@@ -211,6 +211,7 @@ func TestRequestPartsRefusedServeHTTP(t *testing.T) {
 			r.Body = &trailerBody{Reader: strings.NewReader(body), r: r, trailer: http.Header{"X-User-Id": {"mallory"}}}
 		}, 400, "invalid_request", "trailers"},
 		{"query", func(r *http.Request) { r.URL.RawQuery = "a=1" }, 400, "invalid_request", "query"},
+		{"fragment left in the path", func(r *http.Request) { r.URL.Path += "#frag" }, 400, "invalid_request", "path must be plain"},
 		{"empty query", func(r *http.Request) { r.URL.ForceQuery = true }, 400, "invalid_request", "query"},
 		{"gzip body", func(r *http.Request) { r.Header.Set("Content-Encoding", "gzip") }, 400, "invalid_request", "encoded"},
 		{"charset", func(r *http.Request) { r.Header.Set("Content-Type", "application/json; charset=iso-8859-2") }, 400, "invalid_request", "Content-Type"},
