@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/cache"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
@@ -103,8 +104,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	// 4. Invite, then consumer binding (inside CheckInvite, last).
 	env.UserID = who.userID
-	var slot scratchSlot // invite's Token, when not cached; valid until return
-	defer slot.release()
+	var slot cache.Slot // invite's Token, when not cached; valid until return
+	defer slot.Release()
 	invite, err := h.verifyInvite(raw, env, &slot, &d)
 	h.metrics.verify.Observe(h.now().Sub(start).Seconds())
 	if err != nil {
@@ -131,8 +132,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // verifyInvite is Verifier.VerifyInvite with the caches in front of
 // Authenticate; an invite that is not cached is written into slot. The
 // decision names the invite as soon as it authenticated, refused or not.
-func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *scratchSlot, d *decision) (*tokens.Token, error) {
-	invite, err := h.invites.verify(raw, env, slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckInvite)
+func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *cache.Slot, d *decision) (*tokens.Token, error) {
+	invite, err := h.invites.Verify(raw, env, slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckInvite)
 	if invite != nil {
 		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
 	}

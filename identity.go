@@ -6,6 +6,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/cache"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
@@ -52,9 +53,9 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, env *tokens.En
 // verifyAccess is Verifier.VerifyAccess with the caches in front of
 // Authenticate, answering whom the token names.
 func (h *Handler) verifyAccess(raw string, env *tokens.Env) (caller, error) {
-	var slot scratchSlot // the token while it is checked (scratch.go)
-	defer slot.release()
-	tok, err := h.access.verify(raw, env, &slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckAccess)
+	var slot cache.Slot // the token while it is checked
+	defer slot.Release()
+	tok, err := h.access.Verify(raw, env, &slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckAccess)
 	if err != nil {
 		return caller{}, err
 	}

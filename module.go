@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/cache"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
@@ -77,8 +78,8 @@ type Handler struct {
 	storeKey   string
 	metrics    *metrics
 	logger     *zap.Logger
-	access     *tokenCaches     // access tokens seen (tokencache.go)
-	invites    *tokenCaches     // invites seen (tokencache.go)
+	access     *cache.Tokens    // access tokens seen
+	invites    *cache.Tokens    // invites seen
 	clock      func() time.Time // nil: time.Now; tests set it
 }
 
@@ -137,14 +138,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.verifier = tokens.Verifier{Keys: keys, Service: h.Service}
 	// Invites mostly come once, so theirs are cached on a second sight
 	// only; a user presents the same access token again and again.
-	h.access, h.invites = newTokenCaches(nil), newTokenCaches(newDoorkeeper())
+	h.access, h.invites = cache.NewTokens(nil), cache.NewTokens(cache.NewDoorkeeper())
 
 	if h.GeoIPDB != "" || h.ASNDB != "" {
 		geo, key, err := loadGeo(h.GeoIPDB, h.ASNDB)
 		if err != nil {
 			return err
 		}
-		h.verifier.Geo, h.geoKey = newGeoCache(geo), key
+		h.verifier.Geo, h.geoKey = cache.NewGeo(geo), key
 	}
 
 	if h.Store != nil {

@@ -68,8 +68,8 @@ func BenchmarkServeHTTPNeverSeen(b *testing.B) {
 			pairs := neverSeenTraffic(b, tc.n, tc.secret)
 			runBench(b, h, pairs, tc.want)
 			b.StopTimer()
-			passed, _, _ := h.invites.passed.stats()
-			refused, _, _ := h.invites.refused.stats()
+			passed, _, _ := h.invites.Passed.Stats()
+			refused, _, _ := h.invites.Refused.Stats()
 			b.ReportMetric(float64(passed+refused), "cached-invites")
 			runtime.GC()
 			var ms runtime.MemStats

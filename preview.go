@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/cache"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
@@ -177,8 +178,8 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	d.userID = who.userID
 
 	env.UserID = who.userID
-	var slot scratchSlot // invite's Token, when not cached; valid until return
-	defer slot.release()
+	var slot cache.Slot // invite's Token, when not cached; valid until return
+	defer slot.Release()
 	invite, err := h.verifyInvite(raw, env, &slot, &d)
 	if err != nil {
 		if tokens.KindOf(err) == tokens.KindConsumer && who.userID == "" {

@@ -269,8 +269,8 @@ func TestReloadRotationUnderLoad(t *testing.T) {
 	t.Logf("%d valid joins across %d reloads answered 201; %d connections closed by the old server before any handler", res.ok.Load(), len(steps), dropped)
 }
 
-// TestReloadNewKeysUnderLoad is issue 3's case: a reload that only adds
-// keys loses no request, whichever key the request's tokens use.
+// TestReloadNewKeysUnderLoad: a reload that only adds keys (the first step
+// of a rotation) loses no request, whichever key the request's tokens use.
 func TestReloadNewKeysUnderLoad(t *testing.T) {
 	e := startEdge(t, rotationOptions(3))
 	user := mintT(t, genSecret(3), tokens.AccessID(tokens.Persistence{Generation: 3}, "alice", "", "a-tmp3"))

@@ -1,6 +1,6 @@
 module github.com/caddy-groupjoin/caddy-groupjoin/bench
 
-go 1.26.8
+go 1.26.0
 
 require github.com/caddy-groupjoin/caddy-groupjoin v0.0.0
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark of group_join (issue 6): builds ./cmd/caddy and
+# Load benchmark of group_join: builds ./cmd/caddy and
 # bench/edgebench, then runs edgebench, which starts a fast backend, an
 # external validation service and the same Caddy in four setups on
 # 127.0.0.1, drives them with wrk in alternating rounds and prints req/s,

@@ -1,4 +1,4 @@
-// Command edgebench is the load benchmark of group_join (issue 6): in one
+// Command edgebench is the load benchmark of group_join: in one
 // run on 127.0.0.1 it starts a fast backend, an external validation
 // service, and the same Caddy binary in four setups:
 //
@@ -12,7 +12,8 @@
 // then drives them with wrk in alternating rounds (a, b, c, d, a, b, …),
 // rotating over pre-minted tokens request by request, and prints requests/s,
 // p50/p99 latency, Caddy's CPU time per request (from /proc/<pid>/stat) and
-// its peak RSS per setup, with the ratios the issue sets targets for.
+// its peak RSS per setup, with the ratios that group_join is held to
+// (BENCHMARKS.md, "Load").
 //
 // Run it through bench/run.sh, which builds ./cmd/caddy and this command.
 // It stops by itself, kills what it started and talks only to 127.0.0.1.

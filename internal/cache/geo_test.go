@@ -1,4 +1,4 @@
-package groupjoin
+package cache
 
 import (
 	"errors"
@@ -35,7 +35,7 @@ func (g *ruleGeo) ASN(ip netip.Addr) (uint32, error) {
 // it once per address and kind of lookup.
 func TestGeoCacheAnswersLikeTheDatabase(t *testing.T) {
 	real := &ruleGeo{}
-	c := newGeoCache(real)
+	c := NewGeo(real)
 	addrs := []netip.Addr{
 		netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"),
 		netip.MustParseAddr("198.51.100.9"), netip.MustParseAddr("2001:db8::1"),
@@ -61,17 +61,17 @@ func TestGeoCacheAnswersLikeTheDatabase(t *testing.T) {
 
 func TestGeoCacheBounded(t *testing.T) {
 	real := &ruleGeo{}
-	c := newGeoCache(real)
+	c := NewGeo(real)
 	base := netip.MustParseAddr("10.0.0.0").As4()
-	for i := range 2 * geoCacheSize {
+	for i := range 2 * GeoCacheSize {
 		a := base
 		a[1], a[2], a[3] = byte(i>>16), byte(i>>8), byte(i)
 		ip := netip.AddrFrom4(a)
 		if got, _ := c.ASN(ip); got != 64500+uint32(a[3]) {
 			t.Fatalf("ASN(%s) = %d", ip, got)
 		}
-		if n := c.len(); n > geoCacheSize {
-			t.Fatalf("%d addresses held after %d, bound %d", n, i+1, geoCacheSize)
+		if n := c.len(); n > GeoCacheSize {
+			t.Fatalf("%d addresses held after %d, bound %d", n, i+1, GeoCacheSize)
 		}
 	}
 }
@@ -79,7 +79,7 @@ func TestGeoCacheBounded(t *testing.T) {
 // Concurrent lookups of the same and different addresses agree with the
 // database (run with -race).
 func TestGeoCacheConcurrent(t *testing.T) {
-	c := newGeoCache(&ruleGeo{})
+	c := NewGeo(&ruleGeo{})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {

@@ -1,4 +1,4 @@
-package groupjoin
+package cache
 
 import (
 	"hash/maphash"
@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-// doorkeeper is the admission policy of the invite caches: a token is
+// Doorkeeper is the admission policy of the invite caches: a token is
 // looked up and cached only when it comes back. Nearly every join brings
 // an invite the edge has never seen and will not see again soon; for each
 // of them the caches cost a SHA-256 of the token, two lookups, an
@@ -16,7 +16,7 @@ import (
 // sight on.
 //
 // It remembers 64-bit fingerprints of recently seen tokens (maphash with
-// a per-doorkeeper random seed, much cheaper than the SHA-256 the caches
+// a per-Doorkeeper random seed, much cheaper than the SHA-256 the caches
 // key on) in two generations of fixed-size open-addressing tables per
 // shard: when the current generation is full, the older one is cleared
 // and becomes the current one, so a token is remembered for at least
@@ -30,19 +30,19 @@ import (
 // results of Authenticate, a function of the token and the keyring
 // only); a fingerprint shared by two tokens only sends a token to the
 // caches, keyed by the whole SHA-256, on its first sight.
-type doorkeeper struct {
+type Doorkeeper struct {
 	seed   maphash.Seed
 	shards [doorShards]doorShard
 }
 
 const (
 	doorShards = 16
-	// doorWindow is about how many distinct new tokens the doorkeeper
+	// doorWindow is about how many distinct new tokens the Doorkeeper
 	// remembers (between doorWindow and twice that): as many as half the
 	// cache holds, so that a set of shared invites the cache could hold is
 	// recognised, and far below what a stream of never-seen invites
 	// rotates through.
-	doorWindow = tokenCacheSize / 2
+	doorWindow = TokenCacheSize / 2
 	// doorPerShard fingerprints fill one generation of a shard; its table
 	// has twice as many slots, so that probes stay short.
 	doorPerShard = doorWindow / doorShards
@@ -65,11 +65,11 @@ type doorShard struct {
 // fingerprint's own bits.
 type doorTable [doorSlots]atomic.Uint64 // 0 is an empty slot
 
-func newDoorkeeper() *doorkeeper { return &doorkeeper{seed: maphash.MakeSeed()} }
+func NewDoorkeeper() *Doorkeeper { return &Doorkeeper{seed: maphash.MakeSeed()} }
 
-// firstSight reports whether raw was not seen recently, and remembers it
-// either way. A nil doorkeeper has seen everything.
-func (d *doorkeeper) firstSight(raw string) bool {
+// FirstSight reports whether raw was not seen recently, and remembers it
+// either way. A nil Doorkeeper has seen everything.
+func (d *Doorkeeper) FirstSight(raw string) bool {
 	if d == nil {
 		return false
 	}

@@ -1,4 +1,4 @@
-package groupjoin
+package cache
 
 import "testing"
 

@@ -2,18 +2,22 @@ package groupjoin
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/cache"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
@@ -71,12 +75,12 @@ func (f *cacheFixture) expect(t *testing.T, w *httptest.ResponseRecorder, status
 // stats asserts the access tokens' passed cache's counters.
 func (f *cacheFixture) stats(t *testing.T, entries int, hits, misses uint64) {
 	t.Helper()
-	expectCacheStats(t, "access token cache", f.h.access.passed, entries, hits, misses)
+	expectCacheStats(t, "access token cache", f.h.access.Passed, entries, hits, misses)
 }
 
-func expectCacheStats(t *testing.T, name string, c *tokenCache, entries int, hits, misses uint64) {
+func expectCacheStats(t *testing.T, name string, c *cache.TokenCache, entries int, hits, misses uint64) {
 	t.Helper()
-	e, h, m := c.stats()
+	e, h, m := c.Stats()
 	if e != entries || h != hits || m != misses {
 		t.Fatalf("%s: %d entries, %d hits, %d misses; want %d, %d, %d", name, e, h, m, entries, hits, misses)
 	}
@@ -102,7 +106,7 @@ func TestAccessCacheHonoursTimeCaveat(t *testing.T) {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
 	}
 	// Refused tokens are not cached again.
-	if e, _, _ := f.h.access.passed.stats(); e > 1 {
+	if e, _, _ := f.h.access.Passed.Stats(); e > 1 {
 		t.Fatalf("%d entries after the token expired", e)
 	}
 }
@@ -112,11 +116,11 @@ func TestAccessCacheEntryNeverOutlivesTTL(t *testing.T) {
 	t0 := f.clk.t
 	user := access(t, "alice") // no time caveat at all
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
-	f.clk.t = t0.Add(tokenCacheTTL - time.Second)
+	f.clk.t = t0.Add(cache.TokenTTL - time.Second)
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 1)
 	// After the TTL the token is verified again (a miss), then cached anew.
-	f.clk.t = t0.Add(tokenCacheTTL)
+	f.clk.t = t0.Add(cache.TokenTTL)
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
 	f.stats(t, 1, 1, 2)
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
@@ -146,7 +150,7 @@ func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
 	for _, tok := range []string{forged, forged, inviteAsUser, inviteAsUser, wrongService, wrongService} {
 		f.expect(t, f.join(t, "192.0.2.1", tok), http.StatusUnauthorized, "invalid_token", "")
 	}
-	if e, h, _ := f.h.access.passed.stats(); e != 0 || h != 0 {
+	if e, h, _ := f.h.access.Passed.Stats(); e != 0 || h != 0 {
 		t.Fatalf("refused tokens in the cache: %d entries, %d hits", e, h)
 	}
 	// A token that differs from a cached one is its own entry: the cache
@@ -158,46 +162,6 @@ func TestAccessCacheKeepsOnlyValidTokens(t *testing.T) {
 		tampered = user[:len(user)-2] + "BB"
 	}
 	f.expect(t, f.join(t, "192.0.2.1", tampered), http.StatusUnauthorized, "invalid_token", "")
-}
-
-func TestAccessCacheBounded(t *testing.T) {
-	const size = 64
-	c := newTokenCache(size, time.Hour)
-	now := time.Unix(1_900_000_000, 0)
-	key := func(i int) [sha256.Size]byte { return tokenKey("token-" + strconv.Itoa(i)) }
-	for i := range 5000 {
-		k := key(i)
-		c.put(&k, cacheEntry{tok: &tokens.Token{}}, now)
-		if e, _, _ := c.stats(); e > size {
-			t.Fatalf("%d entries after %d puts, bound %d", e, i+1, size)
-		}
-		if _, ok := c.get(&k, now); !ok {
-			t.Fatalf("entry %d missing right after put", i)
-		}
-	}
-	// A full shard drops expired entries first.
-	var sh cacheShard
-	sh.m = make(map[[sha256.Size]byte]cacheEntry)
-	const full = 8
-	for i := range full {
-		until := now.Add(time.Hour).UnixNano()
-		if i == 3 {
-			until = now.UnixNano()
-		}
-		sh.m[key(i)] = cacheEntry{tok: &tokens.Token{}, until: until}
-	}
-	sh.evict(now.UnixNano())
-	if _, ok := sh.m[key(3)]; ok || len(sh.m) != full-1 {
-		t.Fatalf("eviction kept the expired entry or dropped a live one: %d left", len(sh.m))
-	}
-	later := now.Add(2 * time.Second)
-	exp := &tokens.Token{Expires: now.Add(time.Second)}
-	// An entry whose token has already expired is not added.
-	k := key(1000)
-	c.put(&k, cacheEntry{tok: exp}, later)
-	if _, ok := c.get(&k, later); ok {
-		t.Fatal("expired token cached")
-	}
 }
 
 // A reload that removes a generation's key refuses that generation's
@@ -238,7 +202,7 @@ func TestAccessCacheBelongsToItsHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.expect(t, w, http.StatusUnauthorized, "invalid_token", "")
-	if e, _, _ := other.access.passed.stats(); e != 0 {
+	if e, _, _ := other.access.Passed.Stats(); e != 0 {
 		t.Fatalf("new handler's cache has %d entries", e)
 	}
 }
@@ -260,7 +224,7 @@ func (f *cacheFixture) joinInvite(t *testing.T, ip, user, inv string) *httptest.
 
 func (f *cacheFixture) inviteStats(t *testing.T, entries int, hits, misses uint64) {
 	t.Helper()
-	expectCacheStats(t, "invite cache", f.h.invites.passed, entries, hits, misses)
+	expectCacheStats(t, "invite cache", f.h.invites.Passed, entries, hits, misses)
 }
 
 func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
@@ -278,8 +242,7 @@ func TestInviteCacheHonoursTimeCaveat(t *testing.T) {
 		t.Fatalf("%d requests forwarded, want 2", f.forward)
 	}
 	// The entry is dead at the time caveat, not only refused by it.
-	k := tokenKey(inv)
-	if _, ok := f.h.invites.passed.get(&k, f.clk.t); ok {
+	if f.h.invites.Passed.Holds(inv, f.clk.t) {
 		t.Fatal("an expired invite is still served by the cache")
 	}
 }
@@ -289,7 +252,7 @@ func TestInviteCacheTTL(t *testing.T) {
 	inv := invite(t, "g1") // no time caveat
 	f.seenOnce(inv)
 	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "alice"), inv), http.StatusCreated, "", "")
-	f.clk.t = f.clk.t.Add(tokenCacheTTL - time.Second)
+	f.clk.t = f.clk.t.Add(cache.TokenTTL - time.Second)
 	f.expect(t, f.joinInvite(t, "192.0.2.1", access(t, "carol"), inv), http.StatusCreated, "", "")
 	f.inviteStats(t, 1, 1, 1)
 	f.clk.t = f.clk.t.Add(time.Second)
@@ -458,11 +421,11 @@ func TestTokenCachesAnswerLikeNoCache(t *testing.T) {
 		t.Fatal("nothing was admitted: the table does not test the cached path")
 	}
 	// Both caches of both kinds served answers.
-	for name, c := range map[string]*tokenCache{
-		"access passed": cached.h.access.passed, "access refused": cached.h.access.refused,
-		"invite passed": cached.h.invites.passed, "invite refused": cached.h.invites.refused,
+	for name, c := range map[string]*cache.TokenCache{
+		"access passed": cached.h.access.Passed, "access refused": cached.h.access.Refused,
+		"invite passed": cached.h.invites.Passed, "invite refused": cached.h.invites.Refused,
 	} {
-		if _, hits, _ := c.stats(); hits == 0 {
+		if _, hits, _ := c.Stats(); hits == 0 {
 			t.Errorf("%s: no hits in %d requests", name, n)
 		}
 	}
@@ -477,7 +440,7 @@ func TestRefusedTokensNeverEvictPassed(t *testing.T) {
 	f.seenOnce(good)
 	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "", "")
 	junk := invite(t, "g1")
-	for i := range 2 * tokenCacheSize {
+	for i := range 2 * cache.TokenCacheSize {
 		// Distinct, well-formed-looking invites with a broken signature.
 		bad := junk[:len(junk)-8] + strconv.Itoa(10_000_000 + i)[:8]
 		if bad == junk {
@@ -490,15 +453,15 @@ func TestRefusedTokensNeverEvictPassed(t *testing.T) {
 			t.Fatalf("junk %d answered %d %s", i, w.Code, w.Body.String())
 		}
 	}
-	if e, _, _ := f.h.invites.refused.stats(); e > tokenCacheSize {
-		t.Fatalf("refused cache grew to %d entries, bound %d", e, tokenCacheSize)
+	if e, _, _ := f.h.invites.Refused.Stats(); e > cache.TokenCacheSize {
+		t.Fatalf("refused cache grew to %d entries, bound %d", e, cache.TokenCacheSize)
 	}
-	e, hits, _ := f.h.invites.passed.stats()
+	e, hits, _ := f.h.invites.Passed.Stats()
 	// So much junk made the doorkeeper forget the good invite; the cache
 	// must still hold it.
 	f.seenOnce(good)
 	f.expect(t, f.joinInvite(t, "192.0.2.1", alice, good), http.StatusCreated, "", "")
-	if _, hits2, _ := f.h.invites.passed.stats(); e != 1 || hits2 != hits+1 {
+	if _, hits2, _ := f.h.invites.Passed.Stats(); e != 1 || hits2 != hits+1 {
 		t.Fatalf("the good invite left the cache: %d entries, hits %d → %d", e, hits, hits2)
 	}
 }
@@ -514,22 +477,111 @@ func generationKeys(gens ...int) string {
 	return b.String()
 }
 
-// BenchmarkTokenCachePutFull measures an insertion into a full cache, the
-// eviction included: what a flood of distinct junk tokens costs the
-// refused cache.
-func BenchmarkTokenCachePutFull(b *testing.B) {
-	c := newTokenCache(tokenCacheSize, time.Hour)
-	now := time.Unix(1_900_000_000, 0)
-	keys := make([][sha256.Size]byte, 4*tokenCacheSize)
-	for i := range keys {
-		keys[i] = tokenKey("junk-" + strconv.Itoa(i))
+// Through the handler: invites that never come back leave the invite
+// caches untouched, an invite that comes back is cached from its second
+// sight and served by the cache from its third, and the answers are
+// those of a handler without caches (TestTokenCachesAnswerLikeNoCache).
+func TestInviteCacheAdmitsReturningInvites(t *testing.T) {
+	f := newCacheFixture(t)
+	alice := access(t, "alice")
+	for range 50 {
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, invite(t, "g1")), http.StatusCreated, "", "")
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, invite(t, "g1", "consumer = usr-carol")), http.StatusForbidden, "forbidden", "")
+		forged := mintT(t, "another secret", tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", tokens.NewTokenID()))
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, forged), http.StatusBadRequest, "invalid_token", genericInviteDesc)
 	}
-	for i := range tokenCacheSize {
-		c.put(&keys[i], cacheEntry{err: errors.New("junk")}, now)
+	f.inviteStats(t, 0, 0, 0)
+	expectCacheStats(t, "refused invite cache", f.h.invites.Refused, 0, 0, 0)
+
+	shared := invite(t, "g1", tokens.TimeCaveat(f.clk.t.Add(time.Hour)))
+	for i, want := range []struct {
+		entries      int
+		hits, misses uint64
+	}{{0, 0, 0}, {1, 0, 1}, {1, 1, 1}, {1, 2, 1}} {
+		f.expect(t, f.joinInvite(t, "192.0.2.1", alice, shared), http.StatusCreated, "", "")
+		e, h, m := f.h.invites.Passed.Stats()
+		if e != want.entries || h != want.hits || m != want.misses {
+			t.Fatalf("sight %d: %d entries, %d hits, %d misses; want %+v", i+1, e, h, m, want)
+		}
 	}
-	e := cacheEntry{err: errors.New("junk")}
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		c.put(&keys[i%len(keys)], e, now)
+}
+
+// seenOnce makes the fixture's invite doorkeeper remember invs as if
+// each had been presented once already, so that the next presentation
+// goes through the caches: for tests of what the caches do.
+func (f *cacheFixture) seenOnce(invs ...string) {
+	for _, inv := range invs {
+		f.h.invites.Door.FirstSight(inv)
+	}
+}
+
+// Requests running at once, each with an invite the edge has never seen,
+// each get their own invite's values in the headers the backend sees, in
+// the placeholders, in the answer and in the decision log, also after the
+// scratch Token went back to the pool and was lent to another request.
+func TestScratchTokensNotSharedAcrossRequests(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	h := provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}})
+	h.logger = zap.New(core)
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		_, _ = io.Copy(io.Discard, r.Body)
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		w.Header().Set("X-Seen", r.Header.Get("X-Group-Id")+" "+r.Header.Get("X-User-Id")+" "+
+			repl.ReplaceAll("{http.group_join.group_id} {http.group_join.token_id}", "?"))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	const workers, each = 4, 40
+	type want struct{ user, group, tokenID, body string }
+	jobs := make([][]want, workers)
+	for g := range workers {
+		user := fmt.Sprintf("user%d", g)
+		for i := range each {
+			group := fmt.Sprintf("grp-%d-%d", g, i)
+			id := tokens.InviteID(tokens.Persistence{Named: true}, "bob", group, tokens.NewTokenID())
+			inv := mintT(t, testSecret, id, "consumer = usr-"+user)
+			jobs[g] = append(jobs[g], want{user, group, id.TokenID, joinBody(inv)})
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, workers*each)
+	for g := range workers {
+		acc := access(t, jobs[g][0].user)
+		wg.Go(func() {
+			for _, j := range jobs[g] {
+				w := httptest.NewRecorder()
+				if err := h.ServeHTTP(w, handlerRequest("192.0.2.1", acc, j.body), next); err != nil {
+					errs <- err.Error()
+					continue
+				}
+				seen := j.group + " " + j.user + " " + j.group + " " + j.tokenID
+				switch {
+				case w.Code != http.StatusCreated:
+					errs <- fmt.Sprintf("%s: status %d %s", j.group, w.Code, w.Body.String())
+				case w.Header().Get("X-Seen") != seen:
+					errs <- fmt.Sprintf("backend saw %q, want %q", w.Header().Get("X-Seen"), seen)
+				case w.Header().Get("Location") != "/user/groups/"+j.group:
+					errs <- fmt.Sprintf("%s: Location %q", j.group, w.Header().Get("Location"))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	byGroup := map[string]map[string]any{}
+	for _, e := range logs.FilterMessage("group join").All() {
+		f := e.ContextMap()
+		byGroup[fmt.Sprint(f["group_id"])] = f
+	}
+	for g := range workers {
+		for _, j := range jobs[g] {
+			f := byGroup[j.group]
+			if f == nil || f["outcome"] != "joined" || f["user_id"] != j.user || f["token_id"] != j.tokenID {
+				t.Errorf("decision log for %s: %v, want joined by %s with token %s", j.group, f, j.user, j.tokenID)
+			}
+		}
 	}
 }

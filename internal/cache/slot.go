@@ -1,4 +1,4 @@
-package groupjoin
+package cache
 
 import (
 	"slices"
@@ -10,33 +10,33 @@ import (
 // A token is authenticated into a pooled Token whose caveat array has room
 // for a token's usual caveats (more than that, and AuthenticateTo makes a
 // larger array as Authenticate would), lent to the request by a
-// scratchSlot and given back once the request no longer needs it. A
-// refused token then costs no allocation, and an invite the doorkeeper
+// Slot and given back once the request no longer needs it. A
+// refused token then costs no allocation, and an invite the Doorkeeper
 // has not seen recently, checked for one request and never cached, needs
 // no Token of its own; one that the caches keep is copied out (ownToken).
 // Nothing that outlives the request holds a pooled Token: the decision
 // log, the headers and the placeholders keep its strings, which are
 // allocated afresh for every token and never reused.
 
-// scratchCaveats is the room a pooled Token has for caveats: Onezone's
+// SlotCaveats is the room a pooled Token has for caveats: Onezone's
 // invites carry a handful.
-const scratchCaveats = 8
+const SlotCaveats = 8
 
 type scratchToken struct {
 	tok  tokens.Token
-	cavs [scratchCaveats]tokens.Caveat
+	cavs [SlotCaveats]tokens.Caveat
 }
 
 var scratchTokens = sync.Pool{New: func() any { return new(scratchToken) }}
 
-// scratchSlot lends one pooled Token to a request, taken on first use.
-// It lives on the request's stack; release gives the Token back, after
+// Slot lends one pooled Token to a request, taken on first use.
+// It lives on the request's stack; Release gives the Token back, after
 // which nothing may use it.
-type scratchSlot struct{ s *scratchToken }
+type Slot struct{ s *scratchToken }
 
 // token returns the request's pooled Token, emptied, with its caveat
 // array.
-func (l *scratchSlot) token() *tokens.Token {
+func (l *Slot) Token() *tokens.Token {
 	if l.s == nil {
 		l.s = scratchTokens.Get().(*scratchToken)
 		l.s.tok.Caveats = l.s.cavs[:0]
@@ -46,7 +46,7 @@ func (l *scratchSlot) token() *tokens.Token {
 
 // release gives the Token back to the pool, cleared, so that the pool
 // keeps no strings of a past request alive.
-func (l *scratchSlot) release() {
+func (l *Slot) Release() {
 	if l.s == nil {
 		return
 	}

@@ -1,4 +1,10 @@
-package groupjoin
+// Package cache holds what the group_join handler remembers between
+// requests to make them cheaper, none of which changes an answer: the
+// caches of authenticated tokens (Tokens) with the doorkeeper that admits
+// a token to them on its second sight (Doorkeeper), the cache of geo
+// lookups by client address (Geo), and the pooled Token a request
+// authenticates into (Slot). Nothing here knows about HTTP or Caddy.
+package cache
 
 import (
 	"crypto/sha256"
@@ -10,7 +16,7 @@ import (
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
-// tokenCaches remember what became of tokens already seen, so that a token
+// Tokens remember what became of tokens already seen, so that a token
 // presented again skips decoding and the signature chain: the bulk of the
 // cost of checking it. A Handler has one pair for access tokens (a user
 // sends the same one with every request) and one for invites (a group's
@@ -27,76 +33,76 @@ import (
 // caches, so a removed key (a revoked generation) takes effect at once.
 //
 //   - passed holds tokens that passed every check once. An entry never
-//     outlives the token's time caveat (Token.Expires) nor tokenCacheTTL.
+//     outlives the token's time caveat (Token.Expires) nor TokenTTL.
 //   - refused holds tokens that were refused: the Authenticate error, or the
 //     authenticated Token when a caveat failed (its caveats are checked again
 //     on every hit, so it admits the token once a caveat that depends on the
-//     request holds). An entry lives tokenCacheTTL. It is a cache of its own
+//     request holds). An entry lives TokenTTL. It is a cache of its own
 //     so that junk, which anyone can send, never evicts a good token.
 //
 // Keys are SHA-256 digests of the token: token strings are not kept. Each
-// cache holds at most tokenCacheSize entries (a full shard drops its
+// cache holds at most TokenCacheSize entries (a full shard drops its
 // expired entries, or else a sixteenth of them at random). With a
-// doorkeeper (admission.go), a token is looked up and cached only when it
+// Doorkeeper (doorkeeper.go), a token is looked up and cached only when it
 // comes back.
-type tokenCaches struct {
-	passed, refused *tokenCache
-	door            *doorkeeper // nil: every token is looked up and cached
+type Tokens struct {
+	Passed, Refused *TokenCache
+	Door            *Doorkeeper // nil: every token is looked up and cached
 }
 
-func newTokenCaches(door *doorkeeper) *tokenCaches {
-	return &tokenCaches{
-		passed:  newTokenCache(tokenCacheSize, tokenCacheTTL),
-		refused: newTokenCache(tokenCacheSize, tokenCacheTTL),
-		door:    door,
+func NewTokens(door *Doorkeeper) *Tokens {
+	return &Tokens{
+		Passed:  newTokenCache(TokenCacheSize, TokenTTL),
+		Refused: newTokenCache(TokenCacheSize, TokenTTL),
+		Door:    door,
 	}
 }
 
 // verify is authenticate then check, with the caches in front of
 // authenticate. The Token is returned with a check's error, so that the
 // decision log can name it. A token is authenticated into the slot's
-// pooled Token (scratch.go), so that one refused costs no allocation; one
+// pooled Token (slot.go), so that one refused costs no allocation; one
 // that is not cached is returned there, valid until the slot is released,
 // and one the caches keep gets a Token of its own.
-func (c *tokenCaches) verify(raw string, env *tokens.Env, slot *scratchSlot,
+func (c *Tokens) Verify(raw string, env *tokens.Env, slot *Slot,
 	authenticate func(*tokens.Token, string) error,
 	check func(*tokens.Token, *tokens.Env) error,
 ) (*tokens.Token, error) {
-	// A token the doorkeeper has not seen recently is verified without the
+	// A token the Doorkeeper has not seen recently is verified without the
 	// caches, and not cached.
-	if c == nil || len(raw) > maxCachedToken || c.door.firstSight(raw) {
-		tok := slot.token()
+	if c == nil || len(raw) > maxCachedToken || c.Door.FirstSight(raw) {
+		tok := slot.Token()
 		if err := authenticate(tok, raw); err != nil {
 			return nil, err
 		}
 		return tok, check(tok, env)
 	}
 	k := tokenKey(raw)
-	if e, ok := c.passed.get(&k, env.Now); ok {
+	if e, ok := c.Passed.get(&k, env.Now); ok {
 		return e.tok, check(e.tok, env)
 	}
-	if e, ok := c.refused.get(&k, env.Now); ok {
+	if e, ok := c.Refused.get(&k, env.Now); ok {
 		if e.tok == nil {
 			return nil, e.err
 		}
 		return e.tok, check(e.tok, env)
 	}
-	tok := slot.token()
+	tok := slot.Token()
 	if err := authenticate(tok, raw); err != nil {
-		c.refused.put(&k, cacheEntry{err: err}, env.Now)
+		c.Refused.put(&k, cacheEntry{err: err}, env.Now)
 		return nil, err
 	}
 	tok = ownToken(tok) // cached from here on
 	if err := check(tok, env); err != nil {
-		c.refused.put(&k, cacheEntry{tok: tok}, env.Now)
+		c.Refused.put(&k, cacheEntry{tok: tok}, env.Now)
 		return tok, err
 	}
-	c.passed.put(&k, cacheEntry{tok: tok}, env.Now)
+	c.Passed.put(&k, cacheEntry{tok: tok}, env.Now)
 	return tok, nil
 }
 
-// tokenCache is one bounded, sharded map from token digests to entries.
-type tokenCache struct {
+// TokenCache is one bounded, sharded map from token digests to entries.
+type TokenCache struct {
 	shards [cacheShards]cacheShard
 	// perShard bounds each shard's map.
 	perShard int
@@ -105,8 +111,8 @@ type tokenCache struct {
 
 const (
 	cacheShards    = 16
-	tokenCacheSize = 8192
-	tokenCacheTTL  = 5 * time.Minute
+	TokenCacheSize = 8192
+	TokenTTL       = 5 * time.Minute
 	maxCachedToken = 8 << 10 // longer tokens are verified every time
 )
 
@@ -116,7 +122,7 @@ type cacheShard struct {
 	// hits and misses, for tests and debugging: on the line the read lock
 	// already writes to.
 	hits, misses atomic.Uint64
-	_            [16]byte // one shard per cache line
+	_            [16]byte // one shard per 64-byte cache line (TestShardSizes)
 }
 
 type cacheEntry struct {
@@ -125,8 +131,8 @@ type cacheEntry struct {
 	until int64         // unix nanoseconds; the entry is dead from then on
 }
 
-func newTokenCache(size int, ttl time.Duration) *tokenCache {
-	c := &tokenCache{perShard: max(1, size/cacheShards), ttl: ttl}
+func newTokenCache(size int, ttl time.Duration) *TokenCache {
+	c := &TokenCache{perShard: max(1, size/cacheShards), ttl: ttl}
 	for i := range c.shards {
 		c.shards[i].m = make(map[[sha256.Size]byte]cacheEntry)
 	}
@@ -139,12 +145,12 @@ func tokenKey(raw string) [sha256.Size]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 }
 
-func (c *tokenCache) shard(k *[sha256.Size]byte) *cacheShard {
+func (c *TokenCache) shard(k *[sha256.Size]byte) *cacheShard {
 	return &c.shards[k[0]%cacheShards]
 }
 
 // get returns the live entry for k.
-func (c *tokenCache) get(k *[sha256.Size]byte, now time.Time) (cacheEntry, bool) {
+func (c *TokenCache) get(k *[sha256.Size]byte, now time.Time) (cacheEntry, bool) {
 	s := c.shard(k)
 	s.mu.RLock()
 	e, ok := s.m[*k]
@@ -157,9 +163,17 @@ func (c *tokenCache) get(k *[sha256.Size]byte, now time.Time) (cacheEntry, bool)
 	return e, true
 }
 
+// Holds reports whether the cache has a live entry for the token raw at
+// now (counted as a lookup, like any other).
+func (c *TokenCache) Holds(raw string, now time.Time) bool {
+	k := tokenKey(raw)
+	_, ok := c.get(&k, now)
+	return ok
+}
+
 // put caches e under k for the TTL, and never past the time caveat of a
 // Token that passed.
-func (c *tokenCache) put(k *[sha256.Size]byte, e cacheEntry, now time.Time) {
+func (c *TokenCache) put(k *[sha256.Size]byte, e cacheEntry, now time.Time) {
 	e.until = now.Add(c.ttl).UnixNano()
 	if e.err == nil && !e.tok.Expires.IsZero() {
 		e.until = min(e.until, e.tok.Expires.UnixNano())
@@ -182,9 +196,9 @@ func (s *cacheShard) evict(now int64) {
 	makeRoom(s.m, evictionBatch(len(s.m)), func(e cacheEntry) bool { return now >= e.until })
 }
 
-// stats reports the number of entries (live or not yet evicted), hits
+// Stats reports the number of entries (live or not yet evicted), hits
 // and misses.
-func (c *tokenCache) stats() (entries int, hits, misses uint64) {
+func (c *TokenCache) Stats() (entries int, hits, misses uint64) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()

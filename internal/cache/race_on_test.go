@@ -1,6 +1,6 @@
 //go:build race
 
-package groupjoin
+package cache
 
 // raceDetector is whether the tests run under -race, which makes
 // sync.Pool drop a share of what is put back: allocation counts that rely

@@ -1,4 +1,4 @@
-package groupjoin
+package cache
 
 import "math/rand/v2"
 

@@ -1,4 +1,4 @@
-package groupjoin
+package cache
 
 import (
 	"hash/maphash"
@@ -8,15 +8,15 @@ import (
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
-// geoCache remembers the country and ASN of client addresses across
+// Geo remembers the country and ASN of client addresses across
 // requests: a client sends many requests from one address, and an mmdb
 // lookup costs about as much as the rest of a cached token check. A
 // Handler has one in front of its databases, which do not change under it
 // (a changed file is opened anew by the next Provision, with a new cache),
 // so a remembered answer, an error included, is what the database would
-// say again. It holds at most geoCacheSize addresses; a full shard drops a
+// say again. It holds at most GeoCacheSize addresses; a full shard drops a
 // sixteenth of them at random.
-type geoCache struct {
+type Geo struct {
 	geo      tokens.Geo
 	seed     maphash.Seed
 	perShard int
@@ -25,13 +25,13 @@ type geoCache struct {
 
 const (
 	geoShards    = 16
-	geoCacheSize = 16384
+	GeoCacheSize = 16384
 )
 
 type geoShard struct {
 	mu sync.RWMutex
 	m  map[netip.Addr]geoEntry
-	_  [40]byte // one shard per cache line
+	_  [32]byte // one shard per 64-byte cache line (TestShardSizes)
 }
 
 // geoEntry holds what is known of one address so far.
@@ -48,26 +48,26 @@ const (
 	haveASN
 )
 
-func newGeoCache(geo tokens.Geo) *geoCache {
-	c := &geoCache{geo: geo, seed: maphash.MakeSeed(), perShard: geoCacheSize / geoShards}
+func NewGeo(geo tokens.Geo) *Geo {
+	c := &Geo{geo: geo, seed: maphash.MakeSeed(), perShard: GeoCacheSize / geoShards}
 	for i := range c.shards {
 		c.shards[i].m = make(map[netip.Addr]geoEntry)
 	}
 	return c
 }
 
-var _ tokens.Geo = (*geoCache)(nil)
+var _ tokens.Geo = (*Geo)(nil)
 
-func (c *geoCache) shard(ip netip.Addr) *geoShard {
+func (c *Geo) shard(ip netip.Addr) *geoShard {
 	return &c.shards[maphash.Comparable(c.seed, ip)%geoShards]
 }
 
-func (c *geoCache) Country(ip netip.Addr) (string, error) {
+func (c *Geo) Country(ip netip.Addr) (string, error) {
 	e := c.entry(ip, haveCountry)
 	return e.country, e.countryErr
 }
 
-func (c *geoCache) ASN(ip netip.Addr) (uint32, error) {
+func (c *Geo) ASN(ip netip.Addr) (uint32, error) {
 	e := c.entry(ip, haveASN)
 	return e.asn, e.asnErr
 }
@@ -75,7 +75,7 @@ func (c *geoCache) ASN(ip netip.Addr) (uint32, error) {
 // entry returns ip's entry once it holds want (haveCountry or haveASN),
 // asking the database, at most once per address and kind, when it does not
 // yet.
-func (c *geoCache) entry(ip netip.Addr, want uint8) geoEntry {
+func (c *Geo) entry(ip netip.Addr, want uint8) geoEntry {
 	s := c.shard(ip)
 	s.mu.RLock()
 	e := s.m[ip]
@@ -102,7 +102,7 @@ func (c *geoCache) entry(ip netip.Addr, want uint8) geoEntry {
 }
 
 // len reports the number of addresses held, for tests.
-func (c *geoCache) len() int {
+func (c *Geo) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
