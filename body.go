@@ -315,3 +315,8 @@ func (s *scanner) value() {
 		}
 	}
 }
+
+// bodyReader forwards the body as read; closing it does nothing.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }

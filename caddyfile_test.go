@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -529,5 +530,200 @@ func TestAdaptDirectiveOrder(t *testing.T) {
 			names = append(names, h.name+"("+h.dial+")")
 		}
 		t.Fatalf("handler order %v: want basic_auth and forward_auth before group_join before reverse_proxy", names)
+	}
+}
+
+// routesOf adapts a site body and returns, per handler name, the path
+// matcher of its route and the handler's JSON.
+func routesOf(t *testing.T, site string) map[string]struct {
+	paths   []string
+	handler map[string]any
+} {
+	t.Helper()
+	cfg := testcaddy.Adapt(t, ":8080 {\n"+site+"\n}\n")
+	var doc struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Match  []map[string]json.RawMessage `json:"match"`
+						Handle []map[string]any             `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(cfg, &doc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]struct {
+		paths   []string
+		handler map[string]any
+	}{}
+	for _, srv := range doc.Apps.HTTP.Servers {
+		for _, r := range srv.Routes {
+			var paths []string
+			if len(r.Match) > 0 {
+				_ = json.Unmarshal(r.Match[0]["path"], &paths)
+			}
+			for _, h := range r.Handle {
+				name, _ := h["handler"].(string)
+				out[name] = struct {
+					paths   []string
+					handler map[string]any
+				}{paths, h}
+			}
+		}
+	}
+	return out
+}
+
+func TestPreviewCaddyfile(t *testing.T) {
+	cases := []struct {
+		name, site string
+		paths      string // group_join's path matcher
+		preview    string // its "preview" JSON
+	}{
+		{"off: the matcher as written", "group_join /user/groups/join {\n key s\n}",
+			"/user/groups/join", "null"},
+		{"default paths join the matcher", "group_join /user/groups/join {\n key s\n preview\n}",
+			"/user/groups/join /tokens/examine /tokens/verify_invite_token", "{}"},
+		{"custom paths", "group_join /user/groups/join {\n key s\n preview /api/examine /api/verify\n}",
+			"/user/groups/join /api/examine /api/verify", `{"examine_path":"/api/examine","verify_path":"/api/verify"}`},
+		{"no matcher matches everything already", "group_join {\n key s\n preview\n}",
+			"", "{}"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := routesOf(t, c.site)["group_join"]
+			if got := strings.Join(r.paths, " "); got != c.paths {
+				t.Errorf("paths %q, want %q", got, c.paths)
+			}
+			if got := formatAny(r.handler["preview"]); got != c.preview {
+				t.Errorf("preview %s, want %s", got, c.preview)
+			}
+		})
+	}
+}
+
+// A named matcher shared with another directive is extended for
+// group_join only.
+func TestPreviewCaddyfileSharedMatcher(t *testing.T) {
+	routes := routesOf(t, "@gj path /join\ngroup_join @gj {\n key s\n preview\n}\nrespond @gj 204")
+	if got := strings.Join(routes["group_join"].paths, " "); got != "/join /tokens/examine /tokens/verify_invite_token" {
+		t.Errorf("group_join paths %q", got)
+	}
+	if got := strings.Join(routes["static_response"].paths, " "); got != "/join" {
+		t.Errorf("respond paths %q: the shared matcher was changed", got)
+	}
+}
+
+func TestPreviewCaddyfileErrors(t *testing.T) {
+	for _, opt := range []string{"preview /only-one", "preview a b", "preview /x /X", "preview /a /b /c"} {
+		cf := ":8080 {\n group_join /user/groups/join {\n  key s\n  " + opt + "\n }\n}\n"
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), map[string]any{"filename": "Caddyfile"})
+		if err == nil || !strings.Contains(err.Error(), "Caddyfile:4") {
+			t.Errorf("%q: error %v, want one naming Caddyfile:4", opt, err)
+		}
+	}
+}
+
+func formatAny(v any) string {
+	b, _ := json.Marshal(v) // map keys sorted
+	return string(b)
+}
+
+func parseStore(t *testing.T, src string) (*StoreConfig, error) {
+	t.Helper()
+	d := caddyfile.NewTestDispenser(src)
+	d.Next() // "store"
+	return unmarshalStore(d)
+}
+
+func TestUnmarshalStoreHA(t *testing.T) {
+	for _, c := range []struct {
+		name, src string
+		want      StoreConfig
+	}{
+		{"sentinel", `store redis {
+			sentinels 10.0.0.1:26379 10.0.0.2:26379 {env.S3}
+			master mymaster
+			sentinel_password {env.SP}
+			db 2
+			password {env.P}
+			key_prefix gj:
+			timeout 2s
+			reservation_ttl 30s
+			tls
+			min_replicas 1 250ms
+		}`, StoreConfig{Type: "redis", Sentinels: []string{"10.0.0.1:26379", "10.0.0.2:26379", "{env.S3}"}, Master: "mymaster",
+			SentinelPassword: "{env.SP}", DB: 2, Password: "{env.P}", KeyPrefix: "gj:", Timeout: caddy.Duration(2 * time.Second),
+			ReservationTTL: caddy.Duration(30 * time.Second), TLS: true, MinReplicas: 1, ReplicaTimeout: caddy.Duration(250 * time.Millisecond)}},
+		{"cluster", `store redis {
+			cluster 10.0.0.1:7000 10.0.0.2:7000
+			min_replicas 2
+		}`, StoreConfig{Type: "redis", Cluster: []string{"10.0.0.1:7000", "10.0.0.2:7000"}, MinReplicas: 2}},
+		{"url with min_replicas", `store redis redis://h:6379/0 {
+			min_replicas 1
+		}`, StoreConfig{Type: "redis", URL: "redis://h:6379/0", MinReplicas: 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := parseStore(t, c.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(*got, c.want) {
+				t.Fatalf("got  %+v\nwant %+v", *got, c.want)
+			}
+			// JSON mirrors the Caddyfile.
+			b, _ := json.Marshal(got)
+			var back StoreConfig
+			if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, c.want) {
+				t.Fatalf("JSON round trip: %s → %+v (%v)", b, back, err)
+			}
+		})
+	}
+}
+
+func TestUnmarshalStoreHAErrors(t *testing.T) {
+	for _, c := range []struct {
+		name, src string
+		line      int
+		want      string
+	}{
+		{"url and sentinels", "store redis redis://a {\n sentinels a:1\n master m\n}", 4, "exclude each other"},
+		{"url and cluster", "store redis redis://a {\n cluster a:1\n}", 3, "exclude each other"},
+		{"sentinels and cluster", "store redis {\n sentinels a:1\n master m\n cluster b:1\n}", 5, "exclude each other"},
+		{"sentinels without master", "store redis {\n sentinels a:1\n}", 3, "sentinels need master"},
+		{"master without sentinels", "store redis {\n master m\n}", 3, "master needs sentinels"},
+		{"sentinel_password without sentinels", "store redis {\n cluster a:1\n sentinel_password x\n}", 4, "sentinel_password needs sentinels"},
+		{"db with cluster", "store redis {\n cluster a:1\n db 1\n}", 4, "db is for sentinels"},
+		{"db with url", "store redis redis://a {\n db 1\n}", 2, `unknown store option "db" with a URL`},
+		{"bad db", "store redis {\n sentinels a:1\n master m\n db x\n}", 4, `db: "x"`},
+		{"empty sentinels", "store redis {\n sentinels\n master m\n}", 2, "sentinels needs at least one"},
+		{"empty cluster", "store redis {\n cluster\n}", 2, "cluster needs at least one"},
+		{"repeated master", "store redis {\n sentinels a:1\n master m\n master n\n}", 4, `store option "master" given twice`},
+		{"repeated sentinels", "store redis {\n sentinels a:1\n sentinels b:1\n master m\n}", 3, `"sentinels" given twice`},
+		{"repeated password", "store redis redis://a {\n password a\n password b\n}", 3, `"password" given twice`},
+		{"repeated tls", "store redis redis://a {\n tls\n tls\n}", 3, `"tls" given twice`},
+		{"min_replicas zero", "store redis redis://a {\n min_replicas 0\n}", 2, "min_replicas"},
+		{"min_replicas word", "store redis redis://a {\n min_replicas some\n}", 2, `"some"`},
+		{"min_replicas bad timeout", "store redis redis://a {\n min_replicas 1 soon\n}", 2, `timeout "soon"`},
+		{"min_replicas three args", "store redis redis://a {\n min_replicas 1 1s 2\n}", 2, "wrong argument count"},
+		{"min_replicas on memory", "store memory {\n min_replicas 1\n}", 3, "store memory only takes reservation_ttl"},
+		{"tls with argument", "store redis redis://a {\n tls yes\n}", 2, "wrong argument count"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parseStore(t, c.src)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not contain %q", err, c.want)
+			}
+			if at := "Testfile:" + itoa(c.line); !strings.Contains(err.Error(), at) {
+				t.Errorf("error %q does not name %s", err, at)
+			}
+		})
 	}
 }

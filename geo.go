@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net/netip"
 	"os"
 
 	"github.com/caddyserver/caddy/v2"
@@ -50,4 +51,35 @@ func fileVersion(path string) string {
 		return ""
 	}
 	return hex.EncodeToString(sum.Sum(nil))
+}
+
+// geoMemo is a tokens.Geo that asks the real one at most once per address
+// and kind of lookup; errors are remembered too (lookups are deterministic
+// for a given database).
+type geoMemo struct {
+	geo tokens.Geo
+
+	countryIP  netip.Addr
+	country    string
+	countryErr error
+
+	asnIP  netip.Addr
+	asn    uint32
+	asnErr error
+}
+
+func (m *geoMemo) Country(ip netip.Addr) (string, error) {
+	if !m.countryIP.IsValid() || m.countryIP != ip {
+		m.country, m.countryErr = m.geo.Country(ip)
+		m.countryIP = ip
+	}
+	return m.country, m.countryErr
+}
+
+func (m *geoMemo) ASN(ip netip.Addr) (uint32, error) {
+	if !m.asnIP.IsValid() || m.asnIP != ip {
+		m.asn, m.asnErr = m.geo.ASN(ip)
+		m.asnIP = ip
+	}
+	return m.asn, m.asnErr
 }

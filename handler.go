@@ -65,10 +65,23 @@ type decision struct {
 }
 
 // ServeHTTP runs the pipeline: method → current user → request body →
-// invite → usage → forward → answer. The first failure answers. The steps
-// live in the files named after them: identify in identity.go, readBody
-// and tokenField in body.go, verifyInvite below, reserve and settle in
-// usage.go, the answers in answers.go.
+// invite → usage → forward → answer. The first failure answers; every
+// answer is written here, and nil is returned. Where the steps live:
+//
+//   - a request for a preview path (preview.go) is answered there, from
+//     the same keys, identity sources and store, and never forwarded;
+//   - the current user: identify, in identity.go, with the access-token
+//     caches of internal/cache in front of the keyring;
+//   - the request's parts and body: checkRequestHead and checkRequestTail
+//     in upstream.go, readBody and tokenField in body.go;
+//   - the invite: verifyInvite below, with the invite caches and their
+//     doorkeeper (internal/cache) in front of the keyring;
+//   - usage: reserve and settle in usage.go;
+//   - forward: prepareUpstream in upstream.go decides every part of what
+//     the backend gets; the backend's answer is held in a capture
+//     (capture.go) until it is complete;
+//   - answer: the edge's own answers in answers.go, the backend's turned
+//     into the client's by answer below.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if done, err := h.servePreview(w, r); done {
 		return err

@@ -1,9 +1,9 @@
 package groupjoin
 
 import (
-	"bytes"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
@@ -26,14 +26,9 @@ type requestState struct {
 	body     bodyReader
 	upstream [5]string // X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer, Content-Type
 	created  [2]string // Location, Content-Length of the 201
-	issuer   [64]byte  // room for X-Invite-Issuer's value (statestrings.go)
-	location [64]byte  // room for the Location of the 201 (statestrings.go)
+	issuer   [64]byte  // room for X-Invite-Issuer's value (issuerOf)
+	location [64]byte  // room for the Location of the 201 (locationOf)
 }
-
-// bodyReader forwards the body as read; closing it does nothing.
-type bodyReader struct{ bytes.Reader }
-
-func (*bodyReader) Close() error { return nil }
 
 // newRequest returns the state of a request at now from ip; its Env is
 // what Verifier.Env returns (TestRequestEnv holds them equal), the caller
@@ -53,33 +48,27 @@ func (h *Handler) newRequest(now time.Time, ip string) *requestState {
 	return st
 }
 
-// geoMemo is a tokens.Geo that asks the real one at most once per address
-// and kind of lookup; errors are remembered too (lookups are deterministic
-// for a given database).
-type geoMemo struct {
-	geo tokens.Geo
+// Strings of a forwarded join written into the request's state instead of
+// new strings: one allocation less each on every forwarded join, cached
+// invite or not. The state belongs to one request and is never reused, so
+// such a string stays valid for as long as anything holds it; one too
+// long for its room is written to a new array by append.
 
-	countryIP  netip.Addr
-	country    string
-	countryErr error
-
-	asnIP  netip.Addr
-	asn    uint32
-	asnErr error
+// issuerOf is s.String(), the value of X-Invite-Issuer and of
+// {http.group_join.issuer}.
+func (st *requestState) issuerOf(s tokens.Subject) string {
+	if s.Kind == "nobody" {
+		return s.String()
+	}
+	b := append(st.issuer[:0], s.Kind...)
+	b = append(b, '-')
+	b = append(b, s.ID...)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-func (m *geoMemo) Country(ip netip.Addr) (string, error) {
-	if !m.countryIP.IsValid() || m.countryIP != ip {
-		m.country, m.countryErr = m.geo.Country(ip)
-		m.countryIP = ip
-	}
-	return m.country, m.countryErr
-}
-
-func (m *geoMemo) ASN(ip netip.Addr) (uint32, error) {
-	if !m.asnIP.IsValid() || m.asnIP != ip {
-		m.asn, m.asnErr = m.geo.ASN(ip)
-		m.asnIP = ip
-	}
-	return m.asn, m.asnErr
+// locationOf is prefix + group, the Location of a 201.
+func (st *requestState) locationOf(prefix, group string) string {
+	b := append(st.location[:0], prefix...)
+	b = append(b, group...)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
