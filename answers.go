@@ -111,23 +111,20 @@ func (a answer) write(w http.ResponseWriter) {
 	body = append(body, `,"error_description":`...)
 	body = appendQuoted(body, a.desc)
 	body = append(body, '}')
-	// What Header.Set would store (canonical names, one value each), with
-	// the values in one allocation; capped slices, so an append copies.
-	v := make([]string, 5)
-	v[0], v[1], v[2], v[3] = "application/json", "no-store", "nosniff", strconv.Itoa(len(body))
 	h := w.Header()
-	h["Content-Type"], h["Cache-Control"] = v[0:1:1], v[1:2:2]
-	h["X-Content-Type-Options"], h["Content-Length"] = v[2:3:3], v[3:4:4]
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	switch a.status {
 	case http.StatusMethodNotAllowed:
-		v[4] = "POST"
-		h["Allow"] = v[4:5:5]
+		h.Set("Allow", "POST")
 	case http.StatusUnauthorized:
-		v[4] = "Bearer"
 		if a.code == "invalid_token" {
-			v[4] = `Bearer error="invalid_token"`
+			h.Set("Www-Authenticate", `Bearer error="invalid_token"`)
+		} else {
+			h.Set("Www-Authenticate", "Bearer")
 		}
-		h["Www-Authenticate"] = v[4:5:5]
 	}
 	w.WriteHeader(a.status)
 	_, _ = w.Write(body)

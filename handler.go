@@ -187,9 +187,10 @@ func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, i
 		return h.reject(w, d, ansNoBackend, errNoAnswer)
 	case rec.status >= 200 && rec.status <= 299:
 		copyBackendHeaders(w.Header(), rec.header)
-		// As Header.Set stores them, the values in the request's state.
+		// As Header.Set stores them, the values in the request's state (see
+		// prepareUpstream).
 		v := st.created[:]
-		v[0], v[1] = st.locationOf(h.LocationPrefix, invite.ID.Type.TargetID), "0"
+		v[0], v[1] = h.LocationPrefix+invite.ID.Type.TargetID, "0"
 		w.Header()["Location"], w.Header()["Content-Length"] = v[0:1:1], v[1:2:2]
 		w.WriteHeader(http.StatusCreated)
 		d.status = http.StatusCreated

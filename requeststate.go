@@ -3,7 +3,6 @@ package groupjoin
 import (
 	"net/netip"
 	"time"
-	"unsafe"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
@@ -26,8 +25,6 @@ type requestState struct {
 	body     bodyReader
 	upstream [5]string // X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer, Content-Type
 	created  [2]string // Location, Content-Length of the 201
-	issuer   [64]byte  // room for X-Invite-Issuer's value (issuerOf)
-	location [64]byte  // room for the Location of the 201 (locationOf)
 }
 
 // newRequest returns the state of a request at now from ip; its Env is
@@ -46,29 +43,4 @@ func (h *Handler) newRequest(now time.Time, ip string) *requestState {
 		e.memo.geo, e.Geo = e.Geo, &e.memo
 	}
 	return st
-}
-
-// Strings of a forwarded join written into the request's state instead of
-// new strings: one allocation less each on every forwarded join, cached
-// invite or not. The state belongs to one request and is never reused, so
-// such a string stays valid for as long as anything holds it; one too
-// long for its room is written to a new array by append.
-
-// issuerOf is s.String(), the value of X-Invite-Issuer and of
-// {http.group_join.issuer}.
-func (st *requestState) issuerOf(s tokens.Subject) string {
-	if s.Kind == "nobody" {
-		return s.String()
-	}
-	b := append(st.issuer[:0], s.Kind...)
-	b = append(b, '-')
-	b = append(b, s.ID...)
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
-
-// locationOf is prefix + group, the Location of a 201.
-func (st *requestState) locationOf(prefix, group string) string {
-	b := append(st.location[:0], prefix...)
-	b = append(b, group...)
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }
