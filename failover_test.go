@@ -65,7 +65,6 @@ func (b *haBackend) admitted(id string) int {
 
 // chaosOutcome is one round of a race through a failover.
 type chaosOutcome struct {
-	admitted int            // joins the backend received (and admitted)
 	statuses map[string]int // final answers, "201", "400", ...
 	retries  int            // 503s retried
 	bad      []string       // answers that are neither 201, 400 invalid_token nor 503 service_unavailable

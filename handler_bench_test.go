@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -215,17 +214,7 @@ func runBench(b *testing.B, h *Handler, pairs []benchPair, want int) {
 	// ns/op is wall time, which on a shared 2-core machine mostly measures
 	// the neighbours; the process's CPU time per request (GC included) is
 	// the steadier figure.
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
-}
-
-// processCPU is the CPU time (user+system) this process has used, all
-// threads and the GC included.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	reportCPU(b, cpu)
 }
 
 // BenchmarkServeHTTP is the hot path: a valid access token and a valid
@@ -315,5 +304,5 @@ func BenchmarkServeHTTPParallel(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	reportCPU(b, cpu)
 }

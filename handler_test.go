@@ -115,13 +115,14 @@ func TestBackendAnswers(t *testing.T) {
 			w.Write([]byte(body))
 		}
 	}
-	cases := []struct {
+	type row struct {
 		name    string
 		answer  func(http.ResponseWriter, *http.Request)
 		status  int
 		code    string
 		exactly string // pass-through body
-	}{
+	}
+	cases := []row{
 		{"204", plain(204, ""), 201, "", ""},
 		{"200 with body", plain(200, "<html>ok</html>"), 201, "", ""},
 		{"202", plain(202, "queued"), 201, "", ""},
@@ -148,13 +149,6 @@ func TestBackendAnswers(t *testing.T) {
 			w.Write([]byte(`{"error":{"code":7},"trace":"db at 10.0.0.5"}`))
 		}, 404, "not_found", ""},
 		{"JSON error on 2xx is still a success", plain(200, `{"error":"x"}`), 201, "", ""},
-	}
-	type row = struct {
-		name    string
-		answer  func(http.ResponseWriter, *http.Request)
-		status  int
-		code    string
-		exactly string // pass-through body
 	}
 	check := func(t *testing.T, c row, resp *http.Response) {
 		t.Helper()
