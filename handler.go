@@ -153,24 +153,6 @@ func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *cache.Slot, d 
 	return invite, err
 }
 
-// joinVars are the values of the {http.group_join.*} placeholders of one
-// request.
-type joinVars struct{ userID, groupID, tokenID, issuer string }
-
-func (v joinVars) get(key string) (any, bool) {
-	switch key {
-	case "http.group_join.user_id":
-		return v.userID, true
-	case "http.group_join.group_id":
-		return v.groupID, true
-	case "http.group_join.token_id":
-		return v.tokenID, true
-	case "http.group_join.issuer":
-		return v.issuer, true
-	}
-	return nil, false
-}
-
 // answer turns what the next handler did into the documented answer.
 func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, invite *tokens.Token, rec *capture, nextErr error) error {
 	switch {

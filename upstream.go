@@ -131,6 +131,24 @@ func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *req
 	r.Form, r.PostForm, r.MultipartForm = nil, nil, nil
 }
 
+// joinVars are the values of the {http.group_join.*} placeholders of one
+// request.
+type joinVars struct{ userID, groupID, tokenID, issuer string }
+
+func (v joinVars) get(key string) (any, bool) {
+	switch key {
+	case "http.group_join.user_id":
+		return v.userID, true
+	case "http.group_join.group_id":
+		return v.groupID, true
+	case "http.group_join.token_id":
+		return v.tokenID, true
+	case "http.group_join.issuer":
+		return v.issuer, true
+	}
+	return nil, false
+}
+
 // filterHeaders deletes from hdr every header that must not reach the
 // backend: those the client's Connection header names (hop-by-hop for
 // this connection), then each whose upstreamRule says so.
