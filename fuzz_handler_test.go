@@ -9,12 +9,12 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
@@ -26,7 +26,12 @@ import (
 // called exactly when the answer is 201.
 //
 // auth is one header per line, "Name: value"; a line without ": " is an
-// X-Auth-Token value.
+// X-Auth-Token value. Two pseudo-lines reach the parts that are not
+// headers: ":path <target>" sets the request target, ":trailer Name:
+// value" declares a trailer and sends it after the body. When the next
+// handler is called, what it got must be what the edge verified: the
+// body with its length, no trailers, the identity once, none of the
+// headers the edge strips.
 //
 // Seeds: testdata/fuzz/FuzzHandler (committed) and the f.Add calls below,
 // which include a valid access token and invite so mutations start from
@@ -48,6 +53,10 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "", "", ""},
 		{"POST", "application/json", "", joinBody(inv)},
 		{"POST", "application/json", user, joinBody(user)},
+		{"POST", "application/json", user + "\n:path /user/groups/join?user=mallory", joinBody(inv)},
+		{"POST", "application/json", user + "\n:path /user/x/../groups/join", joinBody(inv)},
+		{"POST", "application/json", user + "\n:trailer X-User-Id: mallory", joinBody(inv)},
+		{"POST", "application/json", user + "\nConnection: X-Hop, Keep-Alive\nX-Hop: 1\nForwarded: for=mallory\nX-User-Id: mallory\nUpgrade: h2c\nContent-Encoding: identity", joinBody(inv)},
 	} {
 		f.Add(s.method, s.ctype, s.auth, []byte(s.body))
 	}
@@ -61,27 +70,18 @@ func FuzzHandler(f *testing.F) {
 // and generation 5, and no store.
 func fuzzHandler(tb testing.TB) *Handler {
 	tb.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	gen := uint64(5)
-	h := &Handler{Keys: []Key{{Secret: testSecret}, {Generation: &gen, Secret: genFive}}}
-	if err := h.Provision(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	if err := h.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	h.logger = zap.NewNop()
-	tb.Cleanup(func() {
-		_ = h.Cleanup()
-		cancel()
-	})
-	return h
+	return provisionHandler(tb, &Handler{Keys: []Key{{Secret: testSecret}, {Generation: &gen, Secret: genFive}}})
 }
 
 // upstreamSeen is what the next handler saw.
 type upstreamSeen struct {
-	user, group []string
-	body        []byte
+	user, group   []string
+	header        http.Header
+	trailer       http.Header
+	contentLength int64
+	chunked       bool
+	body          []byte
 }
 
 // serveFuzz runs one request through h and a next handler that answers
@@ -106,6 +106,21 @@ func serveFuzz(h *Handler, method, ctype, auth string, body []byte) (int, *httpt
 		if line == "" {
 			continue
 		}
+		if target, ok := strings.CutPrefix(line, ":path "); ok {
+			if u, err := url.ParseRequestURI(target); err == nil {
+				req.URL = u
+			}
+			continue
+		}
+		if tr, ok := strings.CutPrefix(line, ":trailer "); ok {
+			name, value, _ := strings.Cut(tr, ": ")
+			if req.Trailer == nil {
+				req.Trailer = make(http.Header)
+			}
+			req.Trailer[textproto.CanonicalMIMEHeaderKey(name)] = nil
+			req.Body = &trailerBody{Reader: req.Body, r: req, trailer: http.Header{textproto.CanonicalMIMEHeaderKey(name): {value}}}
+			continue
+		}
 		name, value, ok := strings.Cut(line, ": ")
 		if !ok || name == "" {
 			name, value = "X-Auth-Token", line
@@ -123,7 +138,9 @@ func serveFuzz(h *Handler, method, ctype, auth string, body []byte) (int, *httpt
 		called = true
 		seen.user = r.Header.Values("X-User-Id")
 		seen.group = r.Header.Values("X-Group-Id")
+		seen.header = r.Header.Clone()
 		seen.body, _ = io.ReadAll(r.Body)
+		seen.trailer, seen.contentLength, seen.chunked = r.Trailer, r.ContentLength, len(r.TransferEncoding) > 0
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
@@ -159,6 +176,15 @@ func checkFuzzAnswer(t *testing.T, status int, rec *httptest.ResponseRecorder, c
 		}
 		if loc := rec.Header().Get("Location"); loc != DefaultLocationPrefix+seen.group[0] {
 			t.Errorf("Location %q for group %q", loc, seen.group[0])
+		}
+		if seen.trailer != nil || seen.chunked || seen.contentLength != int64(len(seen.body)) {
+			t.Fatalf("backend framing: trailers %v, chunked %v, Content-Length %d for %d bytes",
+				seen.trailer, seen.chunked, seen.contentLength, len(seen.body))
+		}
+		for k, v := range seen.header {
+			if upstreamRule(k, false) == strip && !slices.Contains(upstreamHeaders[:], k) {
+				t.Fatalf("backend got %s: %q, which the edge strips", k, v)
+			}
 		}
 		return
 	}
