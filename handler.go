@@ -27,7 +27,8 @@ var (
 const drainLimit = 256 << 10
 
 // readRequestBody reads the body of a join or preview request (at most
-// MaxBody). When it refuses the body, what is left of a large or unsized
+// MaxBody), between the checks of the request's other parts
+// (checkRequestHead, checkRequestTail). When it refuses the request, what is left of a large or unsized
 // body may never come: it closes the connection rather than wait to drain
 // it (Caddy wraps the body, which defeats net/http's own "too big,
 // close"). A modest declared remainder is read first, so a client still

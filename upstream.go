@@ -28,7 +28,7 @@ var upstreamHeaders = [...]string{"X-User-Id", "X-Group-Id", "X-Invite-Token-Id"
 var (
 	ansTooEarly = answer{http.StatusTooEarly, "too_early", "Request was sent in TLS early data; retry it after the handshake.", "too_early"}
 	ansQuery    = badRequest("Request must have no query string.")
-	ansTarget   = badRequest("Request path must be plain: no percent-escapes, no ';', and no empty, '.' or '..' segments.")
+	ansTarget   = badRequest("Request path must be plain: no percent-escapes, no ';', no empty, '.' or '..' segments, no trailing '/'.")
 	ansEncoded  = badRequest("Request body must not be encoded (Content-Encoding).")
 	ansTrailers = badRequest("Request trailers are not accepted.")
 )
@@ -57,7 +57,7 @@ func checkRequestHead(r *http.Request) *answer {
 // checkRequestTail refuses trailers found in r.Trailer once the body is
 // read. Undeclared HTTP/1.1 trailers do not show there under Caddy: net/http
 // stores them on its own request, of which Caddy hands handlers a copy, so
-// they go nowhere (prepareUpstream sends no trailer map on either way).
+// they go nowhere (prepareUpstream sends no trailer map either way).
 func checkRequestTail(r *http.Request) *answer {
 	if r.Trailer != nil {
 		return &ansTrailers
