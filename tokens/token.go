@@ -47,11 +47,11 @@ func (k *Keyring) Authenticate(s string) (*Token, error) {
 // AuthenticateTo is the allocation-free form of Authenticate, for a
 // caller that verifies tokens at a high rate and pools Tokens (the
 // group_join handler does); Authenticate is what a backend needs. It
-// writes the Token into t, which it overwrites whole. The caveats go into t.Caveats' backing array when it
-// has room for them (a new one otherwise), so a caller that keeps a Token
-// and a caveat array for reuse authenticates without allocating for
-// either: only the Token's strings are new. After an error t holds no
-// meaningful Token.
+// writes the Token into t, which it overwrites whole. The caveats go into
+// t.Caveats' backing array when it has room for them (a new one
+// otherwise), so a caller that keeps a Token and a caveat array for reuse
+// authenticates without allocating for either: only the Token's strings
+// are new. After an error t holds no meaningful Token.
 func (k *Keyring) AuthenticateTo(t *Token, s string) error {
 	if len(s) > MaxTokenSize {
 		return ErrTooLarge
