@@ -38,20 +38,42 @@ func badRequest(desc string) answer {
 	return answer{http.StatusBadRequest, "invalid_request", desc, "invalid_request"}
 }
 
-// inviteAnswer is the one table from token errors to answers for the
+// ansSelfJoin refuses a join whose invite targets the joining entity
+// itself, as Onezone does (cannotAddRelationToSelf); it is a request the
+// invite cannot serve rather than a bad invite.
+var ansSelfJoin = answer{http.StatusBadRequest, "invalid_request", "An entity cannot join itself: the invite's target is the joining entity.", "self_join"}
+
+// wrongTypeDesc describes an invite that is not of type t.
+func wrongTypeDesc(t tokens.InviteType) string {
+	if t.Code == tokens.InviteUserJoinGroup {
+		return "Provided token is not a group invite."
+	}
+	return "Provided token is not a " + t.Name + " invite."
+}
+
+// inviteAnswer is inviteAnswerFor with this handler's description of an
+// invite of another type.
+func (h *Handler) inviteAnswer(err error) answer {
+	return inviteAnswerFor(err, h.wrongType)
+}
+
+// inviteAnswerFor is the one table from token errors to answers for the
 // invite; more specific descriptions help a human, the default one is the
-// API page's.
-func inviteAnswer(err error) answer {
+// API page's. wrongType describes an invite of another type than the
+// route's.
+func inviteAnswerFor(err error, wrongType string) answer {
 	a := ansInvalid
 	switch tokens.KindOf(err) {
 	case tokens.KindConsumer:
 		return ansForbidden
+	case tokens.KindSelfJoin:
+		return ansSelfJoin
 	case tokens.KindExpired:
 		a.desc = "Invite token has expired."
 	case tokens.KindRevoked:
 		a.desc = "Invite token has been revoked."
 	case tokens.KindWrongType:
-		a.desc = "Provided token is not a group invite."
+		a.desc = wrongType
 	case tokens.KindUsedUp:
 		a.desc = "Invite token usage limit has been reached."
 	case tokens.KindUnknown:

@@ -16,7 +16,7 @@ import (
 func TestAnswerWrite(t *testing.T) {
 	all := []answer{ansMethod, ansNoUser, ansBadUser, ansUserExpired, ansInvalid, ansForbidden, ansInternal,
 		ansUnavailable, ansNoBackend, ansBadGatewayNX, ansTooEarly, badRequest(`Field "token" is missing.`),
-		inviteAnswer(tokens.ErrExpired), inviteAnswer(tokens.ErrRevoked)}
+		inviteAnswerFor(tokens.ErrExpired, ""), inviteAnswerFor(tokens.ErrRevoked, ""), ansSelfJoin, ansEntity}
 	for s := 100; s <= 599; s++ {
 		all = append(all, backendAnswer(s))
 	}

@@ -1,13 +1,12 @@
 package groupjoin
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -15,12 +14,11 @@ import (
 )
 
 func init() {
-	// A directive of its own rather than a handler directive: with
-	// preview on, its path matcher also matches the preview paths.
-	httpcaddyfile.RegisterDirective("group_join", parseDirective)
+	httpcaddyfile.RegisterHandlerDirective("group_join", parseCaddyfile)
 	// Before reverse_proxy means after basic_auth, forward_auth and
 	// respond, so identity placeholders are set when group_join runs.
 	httpcaddyfile.RegisterDirectiveOrder("group_join", httpcaddyfile.Before, "reverse_proxy")
+	httpcaddyfile.RegisterGlobalOption("group_join", parseGlobalOption)
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -31,105 +29,185 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
-//	group_join [<matcher>] {
-//	    key [<generation>] <secret>           # repeatable; at least one
-//	    identity access_token                 # repeatable; order = try order
-//	    identity placeholder <placeholder>
-//	    service <ozw-id>                      # default ozw-onezone
-//	    geoip_db <path.mmdb>                  # country lookups (geo.*)
-//	    asn_db <path.mmdb>                    # ASN lookups
-//	    max_body <size>                       # default 64KiB
-//	    location_prefix <prefix>              # default /user/groups/
-//	    upstream_headers on|off               # default on
-//	    store memory [{                       # one instance
-//	        reservation_ttl <duration>        # default 1m
-//	    }]
-//	    store redis <redis-url> [{            # a fleet sharing one Redis primary
-//	        password <password>
-//	        key_prefix <prefix>               # default groupjoin:
-//	        timeout <duration>                # default 1s
-//	        reservation_ttl <duration>        # default 1m
-//	        tls
-//	        min_replicas <n> [<timeout>]      # default off; timeout 500ms
-//	    }]
-//	    store redis {                         # a fleet on Redis Sentinel
-//	        sentinels <host:port>...
-//	        master <name>
-//	        sentinel_password <password>
-//	        db <n>                            # default 0
-//	        ...                               # the options above
-//	    }
-//	    store redis {                         # a fleet on Redis Cluster
-//	        cluster <host:port>...            # seed nodes
-//	        ...                               # the options above
-//	    }
-//	    preview [<examine_path> <verify_path>] # default /tokens/examine /tokens/verify_invite_token
-//	}
+//	group_join [<matcher>] [<invite type>|examine|verify] [{
+//	    entity <placeholder>                  # who joins, where not the caller; default {http.request.uri.path.1}
+//	    location_prefix <prefix>              # default Onezone's, e.g. /groups/<id>/parents/
+//	    ...                                   # the shared options below, for a handler that does not use the global group_join option
+//	}]
 //
-// key and identity may be repeated; every other option may be given once.
+// The invite type names the join served (default userJoinGroup; the
+// twelve are in docs/contract.md); examine and verify serve Onezone's
+// token preview endpoints. Caddy's matcher decides which requests the
+// handler gets, e.g.
+//
+//	group_join /user/groups/join
+//	group_join /groups/*/parents/join groupJoinGroup
+//	group_join /tokens/verify_invite_token verify
+//
+// The shared options are written once, in the global group_join option
+// (see parseGlobalOption); a handler block that has keys carries its own
+// instead.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
-		return d.ArgErr()
+		h.Serve = d.Val()
+		if err := checkServe(h.Serve); err != nil {
+			return d.Err(err.Error())
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
 	}
 	seen := make(map[string]int) // single-valued option → line of its first use
 	for d.NextBlock(0) {
 		opt := d.Val()
-		switch opt {
-		case "key", "identity":
-		default:
-			if line, ok := seen[opt]; ok {
-				return d.Errf("%s given twice (first at line %d)", opt, line)
-			}
-			seen[opt] = d.Line()
+		if err := checkOnce(d, seen, opt); err != nil {
+			return err
 		}
 		var err error
 		switch opt {
-		case "key":
-			err = h.unmarshalKey(d)
-		case "identity":
-			err = h.unmarshalIdentity(d)
-		case "service":
-			h.Service, err = oneArg(d)
-		case "geoip_db":
-			h.GeoIPDB, err = oneArg(d)
-		case "asn_db":
-			h.ASNDB, err = oneArg(d)
+		case "entity":
+			h.Entity, err = oneArg(d)
 		case "location_prefix":
 			h.LocationPrefix, err = oneArg(d)
-		case "max_body":
-			h.MaxBody, err = unmarshalSize(d)
-		case "upstream_headers":
-			h.UpstreamHeaders, err = unmarshalOnOff(d)
-		case "store":
-			h.Store, err = unmarshalStore(d)
 		case "preview":
-			h.Preview, err = unmarshalPreview(d)
+			return d.Err(previewMovedCaddyfile)
 		default:
-			err = d.Errf("unknown group_join option %q", opt)
+			err = h.Shared.unmarshalOption(d, opt, "group_join")
 		}
 		if err != nil {
 			return err
 		}
 	}
-	if len(h.Keys) == 0 {
-		return d.Err("group_join needs at least one key")
+	if h.Shared.set() && len(h.Keys) == 0 {
+		return d.Err("shared options without keys: write key, identity, store and the others once in the global group_join option, or give this handler its keys too")
 	}
 	return nil
 }
 
+// previewMovedCaddyfile answers a Caddyfile that still has the preview
+// option inside a group_join block.
+const previewMovedCaddyfile = `the preview option is gone: move key, identity, store and the other shared options into a global option block ` +
+	`"group_join { … }", then write one handler per endpoint in the site: "group_join /user/groups/join", ` +
+	`"group_join /tokens/examine examine" and "group_join /tokens/verify_invite_token verify" (README: "The preview endpoints")`
+
+// parseGlobalOption parses the global group_join option, the shared
+// configuration of every group_join handler without keys of its own:
+//
+//	{
+//	    group_join {
+//	        key [<generation>] <secret>           # repeatable; at least one
+//	        identity access_token                 # repeatable; order = try order
+//	        identity placeholder <placeholder>
+//	        service <ozw-id>                      # default ozw-onezone
+//	        geoip_db <path.mmdb>                  # country lookups (geo.*)
+//	        asn_db <path.mmdb>                    # ASN lookups
+//	        max_body <size>                       # default 64KiB
+//	        upstream_headers on|off               # default on
+//	        store memory [{                       # one instance
+//	            reservation_ttl <duration>        # default 1m
+//	        }]
+//	        store redis <redis-url> [{            # a fleet sharing one Redis primary
+//	            password <password>
+//	            key_prefix <prefix>               # default groupjoin:
+//	            timeout <duration>                # default 1s
+//	            reservation_ttl <duration>        # default 1m
+//	            tls
+//	            min_replicas <n> [<timeout>]      # default off; timeout 500ms
+//	        }]
+//	        store redis {                         # a fleet on Redis Sentinel
+//	            sentinels <host:port>...
+//	            master <name>
+//	            sentinel_password <password>
+//	            db <n>                            # default 0
+//	            ...                               # the options above
+//	        }
+//	        store redis {                         # a fleet on Redis Cluster
+//	            cluster <host:port>...            # seed nodes
+//	            ...                               # the options above
+//	        }
+//	    }
+//	}
+//
+// key and identity may be repeated; every other option may be given once.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("group_join: global option given twice")
+	}
+	app := new(App)
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	seen := make(map[string]int)
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if err := checkOnce(d, seen, opt); err != nil {
+			return nil, err
+		}
+		if err := app.Shared.unmarshalOption(d, opt, "global group_join"); err != nil {
+			return nil, err
+		}
+	}
+	if len(app.Keys) == 0 {
+		return nil, d.Err("global group_join option needs at least one key")
+	}
+	return httpcaddyfile.App{Name: "group_join", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// checkOnce refuses a single-valued option given twice.
+func checkOnce(d *caddyfile.Dispenser, seen map[string]int, opt string) error {
+	if opt == "key" || opt == "identity" {
+		return nil
+	}
+	if line, ok := seen[opt]; ok {
+		return d.Errf("%s given twice (first at line %d)", opt, line)
+	}
+	seen[opt] = d.Line()
+	return nil
+}
+
+// unmarshalOption parses one of the shared options into s; where names
+// the block in messages.
+func (s *Shared) unmarshalOption(d *caddyfile.Dispenser, opt, where string) error {
+	var err error
+	switch opt {
+	case "key":
+		err = s.unmarshalKey(d)
+	case "identity":
+		err = s.unmarshalIdentity(d)
+	case "service":
+		s.Service, err = oneArg(d)
+	case "geoip_db":
+		s.GeoIPDB, err = oneArg(d)
+	case "asn_db":
+		s.ASNDB, err = oneArg(d)
+	case "max_body":
+		s.MaxBody, err = unmarshalSize(d)
+	case "upstream_headers":
+		s.UpstreamHeaders, err = unmarshalOnOff(d)
+	case "store":
+		s.Store, err = unmarshalStore(d)
+	case "entity", "location_prefix":
+		err = d.Errf("%s is an option of each group_join handler, not of the %s option", opt, where)
+	default:
+		err = d.Errf("unknown %s option %q", where, opt)
+	}
+	return err
+}
+
 // unmarshalKey parses key [<generation>] <secret>.
-func (h *Handler) unmarshalKey(d *caddyfile.Dispenser) error {
+func (s *Shared) unmarshalKey(d *caddyfile.Dispenser) error {
 	args := d.RemainingArgs()
 	switch len(args) {
 	case 1:
-		h.Keys = append(h.Keys, Key{Secret: args[0]})
+		s.Keys = append(s.Keys, Key{Secret: args[0]})
 	case 2:
 		gen, err := strconv.ParseUint(args[0], 10, 64)
 		if err != nil {
 			return d.Errf("key generation must be a whole number, got %q", args[0])
 		}
-		h.Keys = append(h.Keys, Key{Generation: &gen, Secret: args[1]})
+		s.Keys = append(s.Keys, Key{Generation: &gen, Secret: args[1]})
 	default:
 		return d.Err("key takes [<generation>] <secret>")
 	}
@@ -137,18 +215,18 @@ func (h *Handler) unmarshalKey(d *caddyfile.Dispenser) error {
 }
 
 // unmarshalIdentity parses identity access_token|placeholder <placeholder>.
-func (h *Handler) unmarshalIdentity(d *caddyfile.Dispenser) error {
+func (s *Shared) unmarshalIdentity(d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
 	switch src := d.Val(); src {
 	case SourceAccessToken:
-		h.Identity = append(h.Identity, IdentitySource{Source: src})
+		s.Identity = append(s.Identity, IdentitySource{Source: src})
 	case SourcePlaceholder:
 		if !d.NextArg() {
 			return d.Err("identity placeholder needs a placeholder, e.g. {http.auth.user.id}")
 		}
-		h.Identity = append(h.Identity, IdentitySource{Source: src, Placeholder: d.Val()})
+		s.Identity = append(s.Identity, IdentitySource{Source: src, Placeholder: d.Val()})
 	default:
 		return d.Errf("unknown identity source %q (want access_token or placeholder)", src)
 	}
@@ -195,84 +273,6 @@ func unmarshalOnOff(d *caddyfile.Dispenser) (*bool, error) {
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
-
-// parseDirective is the group_join directive: a handler directive whose
-// path matcher, when preview is on, also matches the preview paths, so
-// that
-//
-//	group_join /user/groups/join {
-//	    key {env.GROUP_JOIN_KEY}
-//	    preview
-//	}
-//
-// serves the join and both preview endpoints from one block, with one
-// copy of the keys and the store. A matcher of paths only (inline or
-// named) is extended; any other matcher is used as written and must then
-// match the preview paths itself.
-func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	if !h.Next() {
-		return nil, h.ArgErr()
-	}
-	matcherSet, err := h.ExtractMatcherSet()
-	if err != nil {
-		return nil, err
-	}
-	handler, err := parseCaddyfile(h)
-	if err != nil {
-		return nil, err
-	}
-	if p := handler.(*Handler).Preview; p != nil {
-		if matcherSet, err = withPreviewPaths(matcherSet, p); err != nil {
-			return nil, h.Errf("preview: %v", err)
-		}
-	}
-	return h.NewRoute(matcherSet, handler), nil
-}
-
-// withPreviewPaths returns a copy of a matcher set that is only a path
-// matcher, with the preview paths added; any other set is returned as it
-// is (no matcher at all already matches every path).
-func withPreviewPaths(set caddy.ModuleMap, p *PreviewConfig) (caddy.ModuleMap, error) {
-	raw, ok := set["path"]
-	if !ok || len(set) != 1 {
-		return set, nil
-	}
-	var paths []string
-	if err := json.Unmarshal(raw, &paths); err != nil {
-		return nil, err
-	}
-	examine, verify := p.paths()
-	paths = append(paths[:len(paths):len(paths)], examine, verify)
-	b, err := json.Marshal(paths)
-	if err != nil {
-		return nil, err
-	}
-	// A named matcher's set is shared by every directive that uses it.
-	out := maps.Clone(set)
-	out["path"] = b
-	return out, nil
-}
-
-// unmarshalPreview parses
-//
-//	preview [<examine_path> <verify_path>]
-//
-// (both paths or neither).
-func unmarshalPreview(d *caddyfile.Dispenser) (*PreviewConfig, error) {
-	args := d.RemainingArgs()
-	p := new(PreviewConfig)
-	switch len(args) {
-	case 0:
-	case 2:
-		p.ExaminePath, p.VerifyPath = args[0], args[1]
-	default:
-		return nil, d.Err("preview takes no argument or <examine_path> <verify_path>")
-	}
-	if err := p.validate(); err != nil {
-		return nil, d.Err(err.Error())
-	}
-	return p, nil
-}
 
 // unmarshalStore parses:
 //

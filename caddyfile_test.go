@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,29 +28,29 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}{
 		{"one default key", `group_join {
 			key s3cret
-		}`, Handler{Keys: []Key{{Secret: "s3cret"}}}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "s3cret"}}}}},
 		{"placeholder secret kept verbatim", `group_join {
 			key {env.GROUP_JOIN_KEY}
 			key 2 {file./run/secrets/gen2}
-		}`, Handler{Keys: []Key{{Secret: "{env.GROUP_JOIN_KEY}"}, {Generation: cfGen(2), Secret: "{file./run/secrets/gen2}"}}}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "{env.GROUP_JOIN_KEY}"}, {Generation: cfGen(2), Secret: "{file./run/secrets/gen2}"}}}}},
 		{"a numeric secret alone is a default key", `group_join {
 			key 12345
-		}`, Handler{Keys: []Key{{Secret: "12345"}}}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "12345"}}}}},
 		{"keys repeat in order, generation 0 included", `group_join {
 			key 7 gen-seven
 			key default-one
 			key 0 gen-zero
-		}`, Handler{Keys: []Key{{Generation: cfGen(7), Secret: "gen-seven"}, {Secret: "default-one"}, {Generation: cfGen(0), Secret: "gen-zero"}}}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Generation: cfGen(7), Secret: "gen-seven"}, {Secret: "default-one"}, {Generation: cfGen(0), Secret: "gen-zero"}}}}},
 		{"identity sources in order", `group_join {
 			key k
 			identity placeholder {http.auth.user.id}
 			identity access_token
 			identity placeholder {http.request.header.X-Remote-User}
-		}`, Handler{Keys: []Key{{Secret: "k"}}, Identity: []IdentitySource{
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, Identity: []IdentitySource{
 			{Source: "placeholder", Placeholder: "{http.auth.user.id}"},
 			{Source: "access_token"},
 			{Source: "placeholder", Placeholder: "{http.request.header.X-Remote-User}"},
-		}}},
+		}}}},
 		{"every scalar option", `group_join {
 			key k
 			service ozw-abc123
@@ -58,39 +59,37 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			max_body 64KiB
 			location_prefix https://onezone.example.com/api/v3/onezone/user/groups/
 			upstream_headers off
-		}`, Handler{Keys: []Key{{Secret: "k"}}, Service: "ozw-abc123",
-			GeoIPDB: "/var/lib/GeoLite2-Country.mmdb", ASNDB: "/var/lib/GeoLite2-ASN.mmdb", MaxBody: 65536,
-			LocationPrefix: "https://onezone.example.com/api/v3/onezone/user/groups/", UpstreamHeaders: cfBool(false)}},
+		}`, Handler{LocationPrefix: "https://onezone.example.com/api/v3/onezone/user/groups/", Shared: Shared{Keys: []Key{{Secret: "k"}}, Service: "ozw-abc123", GeoIPDB: "/var/lib/GeoLite2-Country.mmdb", ASNDB: "/var/lib/GeoLite2-ASN.mmdb", MaxBody: 65536, UpstreamHeaders: cfBool(false)}}},
 		{"max_body 1MB is decimal", `group_join {
 			key k
 			max_body 1MB
-		}`, Handler{Keys: []Key{{Secret: "k"}}, MaxBody: 1000000}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, MaxBody: 1000000}}},
 		{"max_body 1MiB is binary", `group_join {
 			key k
 			max_body 1MiB
-		}`, Handler{Keys: []Key{{Secret: "k"}}, MaxBody: 1 << 20}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, MaxBody: 1 << 20}}},
 		{"max_body in plain bytes", `group_join {
 			key k
 			max_body 512
-		}`, Handler{Keys: []Key{{Secret: "k"}}, MaxBody: 512}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, MaxBody: 512}}},
 		{"upstream_headers on", `group_join {
 			key k
 			upstream_headers on
-		}`, Handler{Keys: []Key{{Secret: "k"}}, UpstreamHeaders: cfBool(true)}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, UpstreamHeaders: cfBool(true)}}},
 		{"store memory", `group_join {
 			key k
 			store memory
-		}`, Handler{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "memory"}}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "memory"}}}},
 		{"store memory with reservation_ttl", `group_join {
 			key k
 			store memory {
 				reservation_ttl 30s
 			}
-		}`, Handler{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "memory", ReservationTTL: caddy.Duration(30 * time.Second)}}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "memory", ReservationTTL: caddy.Duration(30 * time.Second)}}}},
 		{"store redis, URL only", `group_join {
 			key k
 			store redis {env.REDIS_URL}
-		}`, Handler{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "redis", URL: "{env.REDIS_URL}"}}},
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, Store: &StoreConfig{Type: "redis", URL: "{env.REDIS_URL}"}}}},
 		{"store redis with every block option, options after it still parsed", `group_join {
 			key k
 			store redis redis://10.0.0.7:6379/2 {
@@ -101,9 +100,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				tls
 			}
 			service ozw-after
-		}`, Handler{Keys: []Key{{Secret: "k"}}, Service: "ozw-after", Store: &StoreConfig{
+		}`, Handler{Shared: Shared{Keys: []Key{{Secret: "k"}}, Service: "ozw-after", Store: &StoreConfig{
 			Type: "redis", URL: "redis://10.0.0.7:6379/2", Password: "{env.REDIS_PASSWORD}", KeyPrefix: "gj:prod:",
-			Timeout: caddy.Duration(250 * time.Millisecond), ReservationTTL: caddy.Duration(2 * time.Minute), TLS: true}}},
+			Timeout: caddy.Duration(250 * time.Millisecond), ReservationTTL: caddy.Duration(2 * time.Minute), TLS: true}}}},
 		{"the whole grammar at once", `group_join {
 			key {env.GROUP_JOIN_KEY}
 			key 3 {env.GROUP_JOIN_KEY_3}
@@ -116,12 +115,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			location_prefix /api/v3/onezone/user/groups/
 			upstream_headers on
 			store memory
-		}`, Handler{
-			Keys:     []Key{{Secret: "{env.GROUP_JOIN_KEY}"}, {Generation: cfGen(3), Secret: "{env.GROUP_JOIN_KEY_3}"}},
-			Identity: []IdentitySource{{Source: "access_token"}, {Source: "placeholder", Placeholder: "{http.auth.user.id}"}},
-			Service:  "ozw-onezone", GeoIPDB: "/geo/country.mmdb", ASNDB: "/geo/asn.mmdb", MaxBody: 16 << 10,
-			LocationPrefix: "/api/v3/onezone/user/groups/", UpstreamHeaders: cfBool(true), Store: &StoreConfig{Type: "memory"},
-		}},
+		}`, Handler{LocationPrefix: "/api/v3/onezone/user/groups/", Shared: Shared{Keys: []Key{{Secret: "{env.GROUP_JOIN_KEY}"}, {Generation: cfGen(3), Secret: "{env.GROUP_JOIN_KEY_3}"}}, Identity: []IdentitySource{{Source: "access_token"}, {Source: "placeholder", Placeholder: "{http.auth.user.id}"}}, Service: "ozw-onezone", GeoIPDB: "/geo/country.mmdb", ASNDB: "/geo/asn.mmdb", MaxBody: 16 << 10, UpstreamHeaders: cfBool(true), Store: &StoreConfig{Type: "memory"}}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -154,8 +148,12 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		line  int
 		want  []string
 	}{
-		{"no block at all", `group_join`, 1, []string{"group_join needs at least one key"}},
-		{"no key", "group_join {\n service ozw-x\n}", 3, []string{"group_join needs at least one key"}},
+		{"shared option without a key", "group_join {\n service ozw-x\n}", 3, []string{"shared options without keys", "global group_join option"}},
+		{"unknown serve", "group_join joinEverything", 1, []string{`serve "joinEverything"`, "groupJoinGroup", "verify"}},
+		{"serve an invite that no join consumes", "group_join supportSpace", 1, []string{`serve "supportSpace"`, "another body"}},
+		{"two serve arguments", "group_join groupJoinGroup userJoinSpace", 1, []string{"wrong argument count", "'userJoinSpace'"}},
+		{"preview option", "group_join {\n key k\n preview\n}", 3, []string{"preview option is gone", "group_join /tokens/examine examine", "global option block"}},
+		{"entity twice", "group_join groupJoinGroup {\n entity {a}\n entity {b}\n}", 3, []string{"entity given twice (first at line 2)"}},
 		{"key without arguments", "group_join {\n key\n}", 2, []string{"key takes [<generation>] <secret>"}},
 		{"key with three arguments", "group_join {\n key 1 secret extra\n}", 2, []string{"key takes [<generation>] <secret>"}},
 		{"non-numeric generation", "group_join {\n key three secret\n}", 2, []string{"key generation must be a whole number", `"three"`}},
@@ -200,7 +198,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"upstream_headers twice", "group_join {\n key k\n upstream_headers on\n upstream_headers off\n}", 4, []string{"upstream_headers given twice (first at line 3)"}},
 		{"store twice", "group_join {\n key k\n store memory\n store redis redis://a\n}", 4, []string{"store given twice (first at line 3)"}},
 		{"store twice after a block", "group_join {\n key k\n store redis redis://a {\n  tls\n }\n store memory\n}", 6, []string{"store given twice (first at line 3)"}},
-		{"arguments on the directive line", "group_join extra {\n key k\n}", 1, []string{"wrong argument count", "'extra'"}},
+		{"arguments on the directive line", "group_join extra {\n key k\n}", 1, []string{`serve "extra"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -233,7 +231,8 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 	}{
 		{"unknown option", "key k\n\t\tbogus 1", 7, `unknown group_join option "bogus"`},
 		{"bad size", "key k\n\t\tmax_body huge", 7, `max_body: "huge"`},
-		{"no key", "service ozw-x", 7, "group_join needs at least one key"},
+		{"no key", "service ozw-x", 7, "shared options without keys"},
+		{"preview", "key k\n\t\tpreview", 7, "preview option is gone"},
 		{"bad generation", "key x y", 6, "key generation must be a whole number"},
 		{"store redis without URL", "key k\n\t\tservice ozw-x\n\t\tstore redis", 8, "store redis needs a URL"},
 		{"service twice", "key k\n\t\tservice ozw-a\n\t\tservice ozw-b", 8, "service given twice (first at line 7)"},
@@ -257,7 +256,7 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 
 	for _, c := range []struct{ name, src, want string }{
 		// Extra arguments after the matcher on the directive line.
-		{"directive-line argument", ":8080 {\n\tgroup_join /user/groups/join extra {\n\t\tkey k\n\t}\n}\n", "'extra', at Caddyfile:2"},
+		{"directive-line argument", ":8080 {\n\tgroup_join /user/groups/join extra {\n\t\tkey k\n\t}\n}\n", `serve "extra": want one of`},
 		// Syntax errors found by Caddy's parser in a group_join block.
 		{"unclosed block", ":8080 {\n\tgroup_join {\n\t\tkey k\n", "unexpected EOF, at Caddyfile:3"},
 		{"brace on its own line", ":8080 {\n\tgroup_join\n\t{\n\t\tkey k\n\t}\n}\n", "Unexpected '{' on a new line; did you mean to place the '{' on the previous line?, at Caddyfile:3"},
@@ -578,52 +577,79 @@ func routesOf(t *testing.T, site string) map[string]struct {
 	return out
 }
 
-func TestPreviewCaddyfile(t *testing.T) {
-	cases := []struct {
-		name, site string
-		paths      string // group_join's path matcher
-		preview    string // its "preview" JSON
-	}{
-		{"off: the matcher as written", "group_join /user/groups/join {\n key s\n}",
-			"/user/groups/join", "null"},
-		{"default paths join the matcher", "group_join /user/groups/join {\n key s\n preview\n}",
-			"/user/groups/join /tokens/examine /tokens/verify_invite_token", "{}"},
-		{"custom paths", "group_join /user/groups/join {\n key s\n preview /api/examine /api/verify\n}",
-			"/user/groups/join /api/examine /api/verify", `{"examine_path":"/api/examine","verify_path":"/api/verify"}`},
-		{"no matcher matches everything already", "group_join {\n key s\n preview\n}",
-			"", "{}"},
+// The global group_join option becomes the group_join app; each
+// directive becomes a handler with its serve value and no keys, on a
+// route whose matcher is the one written (never extended).
+func TestRoutesCaddyfile(t *testing.T) {
+	src := "{\n\tgroup_join {\n\t\tkey {env.K}\n\t\tstore memory\n\t\tmax_body 8KiB\n\t}\n}\n" +
+		":8080 {\n" +
+		"\t@gj path /user/groups/join\n" +
+		"\tgroup_join @gj\n" +
+		"\tgroup_join /groups/*/parents/join groupJoinGroup\n" +
+		"\tgroup_join /spaces/*/harvesters/join spaceJoinHarvester {\n\t\tlocation_prefix /api/spaces/{http.request.uri.path.1}/harvesters/\n\t}\n" +
+		"\tgroup_join /tokens/examine examine\n" +
+		"\tgroup_join /tokens/verify_invite_token verify\n" +
+		"\trespond @gj 204\n" +
+		"}\n"
+	out := adaptStrict(t, src)
+	var doc struct {
+		Apps struct {
+			GroupJoin map[string]any `json:"group_join"`
+			HTTP      struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Match  []map[string]json.RawMessage `json:"match"`
+						Handle []map[string]any             `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := routesOf(t, c.site)["group_join"]
-			if got := strings.Join(r.paths, " "); got != c.paths {
-				t.Errorf("paths %q, want %q", got, c.paths)
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := formatAny(doc.Apps.GroupJoin); got != `{"keys":[{"secret":"{env.K}"}],"max_body":8192,"store":{"type":"memory"}}` {
+		t.Errorf("group_join app %s", got)
+	}
+	var got []string
+	for _, srv := range doc.Apps.HTTP.Servers {
+		for _, r := range srv.Routes {
+			var paths []string
+			if len(r.Match) > 0 {
+				_ = json.Unmarshal(r.Match[0]["path"], &paths)
 			}
-			if got := formatAny(r.handler["preview"]); got != c.preview {
-				t.Errorf("preview %s, want %s", got, c.preview)
+			for _, h := range r.Handle {
+				got = append(got, strings.Join(paths, " ")+" "+formatAny(h))
 			}
-		})
+		}
+	}
+	want := []string{
+		`/user/groups/join {"handler":"group_join"}`,
+		`/groups/*/parents/join {"handler":"group_join","serve":"groupJoinGroup"}`,
+		`/spaces/*/harvesters/join {"handler":"group_join","location_prefix":"/api/spaces/{http.request.uri.path.1}/harvesters/","serve":"spaceJoinHarvester"}`,
+		`/tokens/examine {"handler":"group_join","serve":"examine"}`,
+		`/tokens/verify_invite_token {"handler":"group_join","serve":"verify"}`,
+		`/user/groups/join {"handler":"static_response","status_code":204}`,
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("routes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
-// A named matcher shared with another directive is extended for
-// group_join only.
-func TestPreviewCaddyfileSharedMatcher(t *testing.T) {
-	routes := routesOf(t, "@gj path /join\ngroup_join @gj {\n key s\n preview\n}\nrespond @gj 204")
-	if got := strings.Join(routes["group_join"].paths, " "); got != "/join /tokens/examine /tokens/verify_invite_token" {
-		t.Errorf("group_join paths %q", got)
-	}
-	if got := strings.Join(routes["static_response"].paths, " "); got != "/join" {
-		t.Errorf("respond paths %q: the shared matcher was changed", got)
-	}
-}
-
-func TestPreviewCaddyfileErrors(t *testing.T) {
-	for _, opt := range []string{"preview /only-one", "preview a b", "preview /x /X", "preview /a /b /c"} {
-		cf := ":8080 {\n group_join /user/groups/join {\n  key s\n  " + opt + "\n }\n}\n"
-		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), map[string]any{"filename": "Caddyfile"})
-		if err == nil || !strings.Contains(err.Error(), "Caddyfile:4") {
-			t.Errorf("%q: error %v, want one naming Caddyfile:4", opt, err)
+// Mistakes in the global option name the file and line.
+func TestGlobalOptionErrors(t *testing.T) {
+	for _, c := range []struct{ block, want string }{
+		{"\t\tservice ozw-x", "global group_join option needs at least one key"},
+		{"\t\tkey k\n\t\tbogus 1", `unknown global group_join option "bogus"`},
+		{"\t\tkey k\n\t\tentity {a}", "entity is an option of each group_join handler"},
+		{"\t\tkey k\n\t\tmax_body 1KiB\n\t\tmax_body 2KiB", "max_body given twice (first at line 4)"},
+	} {
+		src := "{\n\tgroup_join {\n" + c.block + "\n\t}\n}\n:8080 {\n\tgroup_join\n}\n"
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "Caddyfile:") {
+			t.Errorf("%q: error %v, want it to contain %q and the file", c.block, err, c.want)
 		}
 	}
 }

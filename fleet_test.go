@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddy-groupjoin/caddy-groupjoin/store/redistest"
+	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
 // A fleet sharing one invite store: three Caddy processes built from ./cmd/caddy, each
@@ -255,4 +256,57 @@ func TestFleetRedis(t *testing.T) {
 		forwarded++
 		expectBackend(t, f.backend, forwarded)
 	})
+}
+
+// A group-level route on a fleet of three sharing one Redis through the
+// global group_join option: a single-use groupJoinGroup invite raced
+// across the instances admits exactly one join, and the backend sees the
+// joining group and the parent it joins.
+func TestFleetGroupRouteSingleUse(t *testing.T) {
+	testcaddy.SkipShort(t)
+	redis, b := redistest.StartServer(t), newBackend(t)
+	instances := startFleetProcesses(t, 3, func(port, adminPort int) string {
+		return fmt.Sprintf(`{
+	admin 127.0.0.1:%[2]d
+	auto_https off
+	persist_config off
+	http_port %[1]d
+	group_join {
+		key %[4]s
+		store redis %[5]s {
+			timeout 500ms
+		}
+	}
+}
+:%[1]d {
+	group_join /user/groups/join
+	group_join /groups/*/parents/join groupJoinGroup
+	reverse_proxy %[3]s
+}
+`, port, adminPort, b.addr(), testSecret, redis.URL())
+	})
+	urls := make([]string, len(instances))
+	for i, in := range instances {
+		urls[i] = in.url
+	}
+	gjg, _ := tokens.InviteTypeByName("groupJoinGroup")
+	id := tokens.NewTokenID()
+	tok := mintT(t, testSecret, tokens.InviteIDOf(tokens.Persistence{Named: true}, gjg, "bob", "parent1", id), inHour())
+	user := access(t, "alice")
+	expectJoin(t, postJoinTo(urls[1], "/groups/child1/parents/join", tok, user), 400, "invalid_token", descUnknown)
+	registerInvite(t, instances[0].admin, id, "1")
+	checkRace(t, raceJoinsTo(urls, "/groups/child1/parents/join", 48, tok, user), 1, descUsedUp)
+	got := b.requests()
+	if len(got) != 1 || got[0].path != "/groups/child1/parents/join" ||
+		got[0].header.Get("X-Join-Entity-Id") != "child1" || got[0].header.Get("X-Join-Target-Id") != "parent1" ||
+		got[0].header.Get("X-Invite-Type") != "groupJoinGroup" {
+		t.Fatalf("backend got %+v", got)
+	}
+	for _, in := range instances {
+		if st := getInviteState(t, in.admin, id); st.Used != 1 || st.Reserved != 0 {
+			t.Fatalf("state via %s: %+v", in.admin, st)
+		}
+	}
+	// The same invite on the user route is of the wrong type there.
+	expectJoin(t, postJoin(urls[2], tok, user), 400, "invalid_token", "not a group invite")
 }

@@ -71,7 +71,7 @@ func FuzzHandler(f *testing.F) {
 func fuzzHandler(tb testing.TB) *Handler {
 	tb.Helper()
 	gen := uint64(5)
-	return provisionHandler(tb, &Handler{Keys: []Key{{Secret: testSecret}, {Generation: &gen, Secret: genFive}}})
+	return provisionHandler(tb, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}, {Generation: &gen, Secret: genFive}}}})
 }
 
 // upstreamSeen is what the next handler saw.

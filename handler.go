@@ -37,13 +37,13 @@ func (h *Handler) readRequestBody(w http.ResponseWriter, r *http.Request) ([]byt
 	a := checkRequestHead(r)
 	var body []byte
 	if a == nil {
-		body, a = readBody(r, h.MaxBody)
+		body, a = readBody(r, h.maxBody)
 	}
 	if a == nil {
 		a = checkRequestTail(r)
 	}
 	if a != nil {
-		if r.ContentLength < 0 || r.ContentLength > h.MaxBody+drainLimit {
+		if r.ContentLength < 0 || r.ContentLength > h.maxBody+drainLimit {
 			// HTTP/2 and HTTP/3 end the stream instead, and forbid the
 			// header (an HTTP/3 client refuses the answer).
 			if r.ProtoMajor == 1 {
@@ -60,23 +60,31 @@ func (h *Handler) readRequestBody(w http.ResponseWriter, r *http.Request) ([]byt
 type decision struct {
 	clientIP string
 	userID   string
-	groupID  string
+	entityID string // the joining entity, when it is not the caller
+	targetID string // the entity joined
 	tokenID  string
 	status   int
 }
 
-// ServeHTTP runs the pipeline: method → current user → request body →
-// invite → usage → forward → answer. The first failure answers; every
-// answer is written here, and nil is returned. Where the steps live:
+// ansEntity refuses a joining entity id (the path's {id}) outside the
+// identifier alphabet: it would reach the backend's headers and the
+// Location.
+var ansEntity = badRequest("The id of the joining entity (the path's {id}) must be 1 to 256 characters of A-Z a-z 0-9 . _ ~ @ -.")
+
+// ServeHTTP runs the pipeline: method → current user → request body and
+// joining entity → invite → usage → forward → answer. The first failure
+// answers; every answer is written here, and nil is returned. Where the
+// steps live:
 //
-//   - a request for a preview path (preview.go) is answered there, from
-//     the same keys, identity sources and store, and never forwarded;
+//   - a handler serving a preview endpoint (preview.go) answers there,
+//     from the same keys, identity sources and store, and never forwards;
 //   - the current user: identify, in identity.go, with the access-token
 //     caches of internal/cache in front of the keyring;
 //   - the request's parts and body: checkRequestHead and checkRequestTail
-//     in upstream.go, readBody and tokenField in body.go;
-//   - the invite: verifyInvite below, with the invite caches and their
-//     doorkeeper (internal/cache) in front of the keyring;
+//     in upstream.go, readBody and tokenField in body.go; the joining
+//     entity: joiner below;
+//   - the invite: verifyInvite below (Token.CheckJoin), with the invite
+//     caches and their doorkeeper (internal/cache) in front of the keyring;
 //   - usage: reserve and settle in usage.go;
 //   - forward: prepareUpstream in upstream.go decides every part of what
 //     the backend gets; the backend's answer is held in a capture
@@ -84,8 +92,11 @@ type decision struct {
 //   - answer: the edge's own answers in answers.go, the backend's turned
 //     into the client's by answer below.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if done, err := h.servePreview(w, r); done {
-		return err
+	switch h.Serve {
+	case ServeExamine:
+		return h.serveExamine(w, r)
+	case ServeVerify:
+		return h.serveVerify(w, r)
 	}
 	start := h.now()
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -93,6 +104,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	d := decision{clientIP: ip}
 	st := h.newRequest(start, ip)
 	env := &st.Env // what caveats are checked against
+	env.JoinTarget = h.route.invite.Target
 
 	// 1. Method.
 	if r.Method != http.MethodPost {
@@ -106,7 +118,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	d.userID = who.userID
 
-	// 3. Request shape.
+	// 3. Request shape, and who joins.
 	body, a := h.readRequestBody(w, r)
 	if a != nil {
 		return h.reject(w, &d, *a, nil)
@@ -115,15 +127,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if a != nil {
 		return h.reject(w, &d, *a, nil)
 	}
+	joiner, a := h.joiner(r, repl, who)
+	if a != nil {
+		return h.reject(w, &d, *a, nil)
+	}
+	if !h.route.byUser() {
+		d.entityID = joiner.ID
+	}
 
-	// 4. Invite, then consumer binding (inside CheckInvite, last).
+	// 4. Invite: type, caveats, consumer binding, not a self-join
+	// (Token.CheckJoin, in that order).
 	env.UserID = who.userID
 	var slot cache.Slot // invite's Token, when not cached; valid until return
 	defer slot.Release()
-	invite, err := h.verifyInvite(raw, env, &slot, &d)
+	typ := h.route.invite
+	invite, err := h.verifyInvite(raw, env, &slot, &d, func(t *tokens.Token, env *tokens.Env) error {
+		return t.CheckJoin(typ, joiner, env)
+	})
 	h.metrics.verify.Observe(h.now().Sub(start).Seconds())
 	if err != nil {
-		return h.reject(w, &d, inviteAnswer(err), err)
+		return h.reject(w, &d, h.inviteAnswer(err), err)
 	}
 
 	// 5. Usage: reserve one use of a registered named invite.
@@ -133,29 +156,61 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// 6. Forward.
-	h.prepareUpstream(r, repl, st, who, invite, body)
+	h.prepareUpstream(r, repl, st, who, joiner, invite, body)
 	rec := newCapture()
 	defer rec.release()
 	nextErr := next.ServeHTTP(rec, r)
 
 	// 7. Answer; the reserved use is kept only when the backend admitted.
 	h.settle(res, nextErr == nil && rec.status >= 200 && rec.status <= 299, &d)
-	return h.answer(w, &d, st, invite, rec, nextErr)
+	return h.answer(w, &d, st, repl, joiner, invite, rec, nextErr)
 }
 
-// verifyInvite is Verifier.VerifyInvite with the caches in front of
-// Authenticate; an invite that is not cached is written into slot. The
-// decision names the invite as soon as it authenticated, refused or not.
-func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *cache.Slot, d *decision) (*tokens.Token, error) {
-	invite, err := h.invites.Verify(raw, env, slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckInvite)
+// joiner returns who joins: the caller, or on a route where a group,
+// space or harvester joins, the entity the path names (its second
+// segment, /groups/{id}/…) or the entity placeholder does.
+func (h *Handler) joiner(r *http.Request, repl *caddy.Replacer, who caller) (tokens.Entity, *answer) {
+	e := tokens.Entity{Type: h.route.invite.Joiner}
+	switch {
+	case h.route.byUser():
+		e.ID = who.userID
+		return e, nil
+	case h.Entity == "":
+		e.ID = pathSegment(r.URL.Path, 1)
+	default:
+		e.ID = repl.ReplaceAll(h.Entity, "")
+	}
+	if !tokens.ValidID(e.ID) {
+		return e, &ansEntity
+	}
+	return e, nil
+}
+
+// verifyInvite is Verifier.Keys.Authenticate then check (Token.CheckJoin
+// for a route), with the caches in front of Authenticate; an invite that
+// is not cached is written into slot. The decision names the invite as
+// soon as it authenticated, refused or not.
+func (h *Handler) verifyInvite(raw string, env *tokens.Env, slot *cache.Slot, d *decision, check func(*tokens.Token, *tokens.Env) error) (*tokens.Token, error) {
+	invite, err := h.invites.Verify(raw, env, slot, h.verifier.Keys.AuthenticateTo, check)
 	if invite != nil {
-		d.tokenID, d.groupID = invite.ID.TokenID, invite.ID.Type.TargetID
+		d.tokenID, d.targetID = invite.ID.TokenID, invite.ID.Type.TargetID
 	}
 	return invite, err
 }
 
+// location is the Location of the joined entity.
+func (h *Handler) location(repl *caddy.Replacer, joiner tokens.Entity, target string) string {
+	switch {
+	case h.locTemplated:
+		return repl.ReplaceKnown(h.locBefore, "") + target
+	case h.route.byUser():
+		return h.locBefore + target
+	}
+	return h.locBefore + joiner.ID + h.locAfter + target
+}
+
 // answer turns what the next handler did into the documented answer.
-func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, invite *tokens.Token, rec *capture, nextErr error) error {
+func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, repl *caddy.Replacer, joiner tokens.Entity, invite *tokens.Token, rec *capture, nextErr error) error {
 	switch {
 	case nextErr != nil:
 		status := http.StatusInternalServerError
@@ -173,7 +228,7 @@ func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, i
 		// As Header.Set stores them, the values in the request's state (see
 		// prepareUpstream).
 		v := st.created[:]
-		v[0], v[1] = h.LocationPrefix+invite.ID.Type.TargetID, "0"
+		v[0], v[1] = h.location(repl, joiner, invite.ID.Type.TargetID), "0"
 		w.Header()["Location"], w.Header()["Content-Length"] = v[0:1:1], v[1:2:2]
 		w.WriteHeader(http.StatusCreated)
 		d.status = http.StatusCreated
@@ -239,19 +294,29 @@ func (h *Handler) reject(w http.ResponseWriter, d *decision, a answer, err error
 }
 
 func (h *Handler) log(level zapcore.Level, outcome string, d *decision, err error) {
-	h.metrics.count(outcome)
+	h.counts.count(outcome)
 	ce := h.logger.Check(level, "group join")
 	if ce == nil {
 		return
 	}
-	fields := []zap.Field{
+	fields := make([]zap.Field, 0, 9)
+	fields = append(fields,
 		zap.String("outcome", outcome),
 		zap.Int("status", d.status),
 		zap.String("client_ip", d.clientIP),
-		zap.String("user_id", d.userID),
-		zap.String("group_id", d.groupID),
-		zap.String("token_id", d.tokenID),
+		zap.String("user_id", d.userID))
+	if h.route != nil {
+		// A preview names no route; its invite's target is logged under
+		// the join route's field of the invite's type, when known.
+		fields = append(fields, zap.String("route", h.route.invite.Name))
+		if h.entityField != "" {
+			fields = append(fields, zap.String(h.entityField, d.entityID))
+		}
+		fields = append(fields, zap.String(h.targetField, d.targetID))
+	} else {
+		fields = append(fields, zap.String("target_id", d.targetID))
 	}
+	fields = append(fields, zap.String("token_id", d.tokenID))
 	if err != nil {
 		fields = append(fields, zap.String("reason", err.Error()))
 	}

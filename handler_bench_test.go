@@ -150,7 +150,7 @@ func benchHandler(b *testing.B) *Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := provisionHandler(b, &Handler{Keys: []Key{{Secret: testSecret}}, GeoIPDB: country, ASNDB: asn})
+	h := provisionHandler(b, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, GeoIPDB: country, ASNDB: asn}})
 	// A deployment logs at info or above: benchmark with the level check
 	// only (logs off); BenchmarkServeHTTP/logged shows an info line's cost.
 	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),

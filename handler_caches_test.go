@@ -37,7 +37,7 @@ type cacheFixture struct {
 
 func newCacheFixture(t *testing.T) *cacheFixture {
 	f := &cacheFixture{clk: &clock{time.Unix(1_900_000_000, 0)}}
-	f.h = provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}})
+	f.h = provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}}})
 	f.h.clock = f.clk.now
 	f.next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		f.forward++
@@ -196,7 +196,7 @@ func TestAccessCacheBelongsToItsHandler(t *testing.T) {
 	f := newCacheFixture(t)
 	user := access(t, "alice")
 	f.expect(t, f.join(t, "192.0.2.1", user), http.StatusCreated, "", "")
-	other := provisionHandler(t, &Handler{Keys: []Key{{Secret: "a different secret"}}})
+	other := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: "a different secret"}}}})
 	w := httptest.NewRecorder()
 	if err := other.ServeHTTP(w, handlerRequest("192.0.2.1", user, joinBody(invite(t, "g1"))), f.next); err != nil {
 		t.Fatal(err)
@@ -297,7 +297,7 @@ func TestInviteCacheRefusedNeverCached(t *testing.T) {
 // cached invite or not.
 func TestInviteCacheStoreStillDecides(t *testing.T) {
 	f := &cacheFixture{clk: &clock{time.Unix(1_900_000_000, 0)}}
-	f.h = provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}, Store: &StoreConfig{Type: "memory"}})
+	f.h = provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, Store: &StoreConfig{Type: "memory"}}})
 	f.h.clock = f.clk.now
 	forwarded := 0
 	f.next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -521,7 +521,7 @@ func (f *cacheFixture) seenOnce(invs ...string) {
 // scratch Token went back to the pool and was lent to another request.
 func TestScratchTokensNotSharedAcrossRequests(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
-	h := provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}})
+	h := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}}})
 	h.logger = zap.New(core)
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		_, _ = io.Copy(io.Discard, r.Body)

@@ -172,7 +172,7 @@ func TestBackendAnswers(t *testing.T) {
 		}
 	}
 
-	h := provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}})
+	h := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}}})
 	for _, c := range cases {
 		t.Run("ServeHTTP/"+c.name, func(t *testing.T) {
 			w := httptest.NewRecorder()

@@ -111,6 +111,27 @@ func startSite(t *testing.T, options string, extra ...string) *site {
 		client: testcaddy.Client(10 * time.Second)}
 }
 
+// startRoutesSite runs a Caddyfile with shared as the global group_join
+// option's body and routes (lines of the site) in front of a backend that
+// every request not answered before reaches; %[1]d is the HTTP port.
+func startRoutesSite(t *testing.T, shared string, routes ...string) *site {
+	t.Helper()
+	testcaddy.SkipShort(t)
+	b := newBackend(t)
+	port := testcaddy.FreePort(t)
+	cfg := testGlobals(port, "off", "\tgroup_join {\n"+shared+"\n\t}\n") + fmt.Sprintf(`:%[1]d {
+	log {
+		output discard
+	}
+	%[3]s
+	reverse_proxy %[2]s
+}
+`, port, b.addr(), strings.Join(routes, "\n\t"))
+	testcaddy.LoadCaddyfile(t, cfg)
+	return &site{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, backend: b,
+		client: testcaddy.Client(10 * time.Second)}
+}
+
 // join posts body with headers (pairs of name, value) to the join path.
 func (s *site) join(body string, headers ...string) *http.Response {
 	s.t.Helper()
@@ -389,6 +410,39 @@ func provisionHandler(tb testing.TB, h *Handler) *Handler {
 	return h
 }
 
+// edgeHeaders are the headers the edge sets for the backend on a join of
+// type inviteType by caller user, joiner the joining entity's id (the
+// user's on the user routes), target the joined entity's.
+func edgeHeaders(user, inviteType, joiner, target, tokenID, issuer string) http.Header {
+	t, _ := tokens.InviteTypeByName(inviteType)
+	h := http.Header{
+		"X-User-Id":          {user},
+		"X-Invite-Token-Id":  {tokenID},
+		"X-Invite-Issuer":    {issuer},
+		"X-Invite-Type":      {inviteType},
+		"X-Join-Entity-Type": {t.Joiner.String()},
+		"X-Join-Entity-Id":   {joiner},
+		"X-Join-Target-Type": {t.Target.String()},
+		"X-Join-Target-Id":   {target},
+	}
+	if t.Target == tokens.EntityGroup {
+		h["X-Group-Id"] = []string{target}
+	}
+	return h
+}
+
+// sibling returns a handler serving serve from h's shared state, as a
+// handler of the same config does through the group_join app.
+func sibling(tb testing.TB, h *Handler, serve string) *Handler {
+	tb.Helper()
+	s := &Handler{Serve: serve, logger: h.logger, clock: h.clock}
+	if err := s.provisionRoute(); err != nil {
+		tb.Fatal(err)
+	}
+	s.attach(h.sharedState, false)
+	return s
+}
+
 // handlerRequest builds a join request as Caddy's server hands it to
 // handlers: a replacer and the vars map (with the client IP) in its
 // context.
@@ -419,10 +473,8 @@ func (c *clock) now() time.Time { return c.t }
 // answers HTTP.
 func startCaddyFleet(t *testing.T, n int, backend string, storeBlock string) []fleetInstance {
 	t.Helper()
-	var out []fleetInstance
-	for range n {
-		port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
-		cfg := fmt.Sprintf(`{
+	return startFleetProcesses(t, n, func(port, adminPort int) string {
+		return fmt.Sprintf(`{
 	admin 127.0.0.1:%[2]d
 	auto_https off
 	persist_config off
@@ -436,7 +488,17 @@ func startCaddyFleet(t *testing.T, n int, backend string, storeBlock string) []f
 	reverse_proxy /user/groups/join %[3]s
 }
 `, port, adminPort, backend, testSecret, storeBlock)
-		p := testcaddy.StartProcess(t, cfg, adminPort)
+	})
+}
+
+// startFleetProcesses starts n Caddy processes, each with the Caddyfile
+// config(port, adminPort) on ports of its own.
+func startFleetProcesses(t *testing.T, n int, config func(port, adminPort int) string) []fleetInstance {
+	t.Helper()
+	var out []fleetInstance
+	for range n {
+		port, adminPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
+		p := testcaddy.StartProcess(t, config(port, adminPort), adminPort)
 		in := fleetInstance{proc: p, url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: p.AdminAddr}
 		waitHTTP(t, in.url)
 		out = append(out, in)

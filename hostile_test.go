@@ -742,8 +742,8 @@ func unitRow(r hostileRow) bool { return r.code != "" && r.raw == nil }
 // TestHostileCorpus, which sends every row through a real Caddy.
 func TestRequestRows(t *testing.T) {
 	keys := []Key{{Secret: testSecret}, {Generation: ptr(uint64(5)), Secret: genFive}, {Generation: ptr(uint64(7)), Secret: genSeven}}
-	small := provisionHandler(t, &Handler{Keys: keys})
-	big := provisionHandler(t, &Handler{Keys: keys, MaxBody: 3 << 20})
+	small := provisionHandler(t, &Handler{Shared: Shared{Keys: keys}})
+	big := provisionHandler(t, &Handler{Shared: Shared{Keys: keys, MaxBody: 3 << 20}})
 	reached := 0
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		reached++

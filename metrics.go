@@ -13,19 +13,36 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	verify   prometheus.Histogram
-	// byOutcome holds the requests counter of each outcome seen so far:
-	// CounterVec.WithLabelValues hashes the label and takes a read lock
+	routes   sync.Map // route label → *routeCounters
+}
+
+// routeCounters are the requests counters of one route, by outcome.
+type routeCounters struct {
+	requests *prometheus.CounterVec
+	route    string
+	// byOutcome holds the counter of each outcome seen so far:
+	// CounterVec.WithLabelValues hashes the labels and takes a read lock
 	// that every CPU writes to, on every request.
 	byOutcome sync.Map // outcome → prometheus.Counter
 }
 
-// count adds one request with outcome.
-func (m *metrics) count(outcome string) {
-	c, ok := m.byOutcome.Load(outcome)
-	if !ok {
-		c, _ = m.byOutcome.LoadOrStore(outcome, m.requests.WithLabelValues(outcome))
+// forRoute returns the counters of the route labelled route: the invite
+// type of a join, "examine" or "verify".
+func (m *metrics) forRoute(route string) *routeCounters {
+	if c, ok := m.routes.Load(route); ok {
+		return c.(*routeCounters)
 	}
-	c.(prometheus.Counter).Inc()
+	c, _ := m.routes.LoadOrStore(route, &routeCounters{requests: m.requests, route: route})
+	return c.(*routeCounters)
+}
+
+// count adds one request with outcome.
+func (c *routeCounters) count(outcome string) {
+	v, ok := c.byOutcome.Load(outcome)
+	if !ok {
+		v, _ = c.byOutcome.LoadOrStore(outcome, c.requests.WithLabelValues(outcome, c.route))
+	}
+	v.(prometheus.Counter).Inc()
 }
 
 func (*metrics) Destruct() error { return nil }
@@ -37,8 +54,8 @@ func loadMetrics(reg *prometheus.Registry) (*metrics, error) {
 				Namespace: "caddy",
 				Subsystem: "group_join",
 				Name:      "requests_total",
-				Help:      "Group join requests handled at the edge, by outcome.",
-			}, []string{"outcome"}),
+				Help:      "Invite join and preview requests handled at the edge, by outcome and route (the invite type of a join, examine or verify).",
+			}, []string{"outcome", "route"}),
 			verify: prometheus.NewHistogram(prometheus.HistogramOpts{
 				Namespace: "caddy",
 				Subsystem: "group_join",

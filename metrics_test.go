@@ -51,7 +51,13 @@ const (
 	verifyCount    = "caddy_group_join_verification_seconds_count"
 )
 
-func outcomeSample(outcome string) string { return requestsMetric + `{outcome="` + outcome + `"}` }
+func outcomeSample(outcome string) string {
+	return routeSample(outcome, "userJoinGroup")
+}
+
+func routeSample(outcome, route string) string {
+	return requestsMetric + `{outcome="` + outcome + `",route="` + route + `"}`
+}
 
 func TestMetrics(t *testing.T) {
 	b := newBackend(t)

@@ -1,11 +1,14 @@
-// Package groupjoin is a Caddy HTTP handler that guards Onedata's
-// POST /user/groups/join at the edge: it validates the invite macaroon in
-// the body and the current user's identity, then hands the request to the
-// next handler (normally reverse_proxy to a membership backend), or answers
-// a documented JSON error itself.
+// Package groupjoin is a Caddy HTTP handler that guards Onezone's invite
+// joins at the edge (POST /user/groups/join, /groups/{id}/parents/join and
+// the ten others): it validates the invite macaroon in the body and the
+// current user's identity, then hands the request to the next handler
+// (normally reverse_proxy to a membership backend), or answers a
+// documented JSON error itself. The group_join app holds the keys, store
+// and limits that every route shares.
 package groupjoin
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,8 +19,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddy-groupjoin/caddy-groupjoin/internal/cache"
-	"github.com/caddy-groupjoin/caddy-groupjoin/store"
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
@@ -31,56 +32,51 @@ const (
 	DefaultLocationPrefix = "/user/groups/"
 )
 
-// Handler implements the group_join HTTP handler. See the README for the
-// full contract; the JSON fields mirror the Caddyfile options.
+// Handler implements the group_join HTTP handler: one of Onezone's invite
+// joins (by default POST /user/groups/join), or one of its token preview
+// endpoints. Caddy's request matchers decide which requests it gets. Its
+// keys, identity sources, store and limits are the group_join app's
+// (Shared), unless it carries keys of its own. See the README for the
+// contract; the JSON fields mirror the Caddyfile options.
 type Handler struct {
-	// Root keys. A key without a generation is the default key; keys with a
-	// generation verify tmp-<generation> tokens. Secrets may use {env.X}
-	// and {file./path} placeholders, resolved once at provision.
-	Keys []Key `json:"keys,omitempty"`
+	// What this handler serves: the invite type of a join
+	// ("userJoinGroup", the default; "groupJoinGroup", "userJoinSpace", …
+	// see docs/contract.md), or "examine" or "verify" for Onezone's
+	// token preview endpoints (preview.go).
+	Serve string `json:"serve,omitempty"`
 
-	// Where the current user comes from, tried in order. Default:
-	// [{"source": "access_token"}].
-	Identity []IdentitySource `json:"identity,omitempty"`
+	// Options of a handler that does not use the group_join app; a handler
+	// with none of them set uses the app's.
+	Shared
 
-	// Service id that access tokens' service caveats must name. Default
-	// "ozw-onezone".
-	Service string `json:"service,omitempty"`
+	// Placeholder holding the id of the joining entity on a join where a
+	// group, space or harvester joins. Default: the path's second segment,
+	// as in /groups/{id}/parents/join ({http.request.uri.path.1}).
+	Entity string `json:"entity,omitempty"`
 
-	// MaxMind mmdb files for geo.* and asn caveats.
-	GeoIPDB string `json:"geoip_db,omitempty"`
-	ASNDB   string `json:"asn_db,omitempty"`
-
-	// Largest accepted request body in bytes. Default 64 KiB.
-	MaxBody int64 `json:"max_body,omitempty"`
-
-	// Prefix of the Location of a successful join. Default "/user/groups/".
+	// Prefix of the Location of a successful join, before the joined
+	// entity's id; it may hold placeholders. Default: Onezone's, e.g.
+	// "/user/groups/" or "/groups/<id>/parents/".
 	LocationPrefix string `json:"location_prefix,omitempty"`
 
-	// Whether to set X-User-Id, X-Group-Id, X-Invite-Token-Id and
-	// X-Invite-Issuer for the backend. Client-sent copies are always
-	// removed. Default true.
-	UpstreamHeaders *bool `json:"upstream_headers,omitempty"`
+	// Preview turned the preview endpoints on inside a join handler in
+	// earlier releases. Set, provisioning fails and says what to write
+	// instead.
+	Preview json.RawMessage `json:"preview,omitempty"`
 
-	// Where usage limits and revocations of named invites live. Without a
-	// store, named invites are limited only by their caveats.
-	Store *StoreConfig `json:"store,omitempty"`
+	*sharedState                // the app's, or this handler's own (own)
+	own          bool           // this handler provisioned its sharedState
+	route        *joinRoute     // the join served; nil for examine and verify
+	counts       *routeCounters // this route's requests counters
+	logger       *zap.Logger
+	clock        func() time.Time // nil: time.Now; tests set it
 
-	// Onezone's token preview endpoints (examine, verify_invite_token) on
-	// this handler; nil: off, every request is a join (preview.go).
-	Preview *PreviewConfig `json:"preview,omitempty"`
-
-	verifier   tokens.Verifier
-	identity   []IdentitySource
-	setHeaders bool
-	geoKey     string
-	store      store.Store
-	storeKey   string
-	metrics    *metrics
-	logger     *zap.Logger
-	access     *cache.Tokens    // access tokens seen
-	invites    *cache.Tokens    // invites seen
-	clock      func() time.Time // nil: time.Now; tests set it
+	wrongType    string // description of an invite of another type
+	targetField  string // log field of the joined entity's id, e.g. "group_id"
+	entityField  string // log field of the joining entity's id, "" when the caller joins
+	locBefore    string // Location: locBefore + joiner id + locAfter + target id
+	locAfter     string
+	locTemplated bool // LocationPrefix holds placeholders
 }
 
 // Key is one configured root key.
@@ -112,66 +108,97 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves secrets, builds the keyring, opens the geo databases
-// (shared across reloads) and registers metrics.
+// errPreviewMoved answers a config that still has the preview option.
+var errPreviewMoved = errors.New(`the preview option is gone: the preview endpoints are handlers of their own, each on its own route, ` +
+	`sharing keys and store through the group_join app. Caddyfile: move key, identity, store, … into a global option block "group_join { … }", ` +
+	`then write "group_join /user/groups/join", "group_join /tokens/examine examine" and "group_join /tokens/verify_invite_token verify" in the site; ` +
+	`JSON: "apps": {"group_join": {"keys": …}} and handlers {"handler": "group_join", "serve": "examine"} and {"handler": "group_join", "serve": "verify"} on routes matching those paths`)
+
+// Provision takes the group_join app's shared state, or builds this
+// handler's own when it has keys, and works out the route it serves.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.MaxBody == 0 {
-		h.MaxBody = DefaultMaxBody
+	if h.Preview != nil {
+		return errPreviewMoved
 	}
-	if h.LocationPrefix == "" {
-		h.LocationPrefix = DefaultLocationPrefix
-	}
-	if h.Service == "" {
-		h.Service = tokens.DefaultService
-	}
-	h.setHeaders = h.UpstreamHeaders == nil || *h.UpstreamHeaders
-	h.identity = h.Identity
-	if len(h.identity) == 0 {
-		h.identity = []IdentitySource{{Source: SourceAccessToken}}
-	}
-
-	keys, err := buildKeyring(h.Keys)
-	if err != nil {
+	if err := h.provisionRoute(); err != nil {
 		return err
 	}
-	h.verifier = tokens.Verifier{Keys: keys, Service: h.Service}
-	// Invites mostly come once, so theirs are cached on a second sight
-	// only; a user presents the same access token again and again.
-	h.access, h.invites = cache.NewTokens(nil), cache.NewTokens(cache.NewDoorkeeper())
-
-	if h.GeoIPDB != "" || h.ASNDB != "" {
-		geo, key, err := loadGeo(h.GeoIPDB, h.ASNDB)
+	switch {
+	case len(h.Keys) > 0:
+		if err := h.Shared.validate(); err != nil {
+			return err
+		}
+		ss, err := newSharedState(ctx, h.Shared, h.logger)
 		if err != nil {
 			return err
 		}
-		h.verifier.Geo, h.geoKey = cache.NewGeo(geo), key
-	}
-
-	if h.Store != nil {
-		h.store, h.storeKey, err = h.Store.open()
+		h.attach(ss, true)
+	case h.Shared.set():
+		return errors.New("keys, identity, store and the other shared options are given here without keys: " +
+			"write them all in the global group_join option (the group_join app) so every route shares them, or give this handler its keys too")
+	default:
+		app, err := ctx.AppIfConfigured("group_join")
 		if err != nil {
-			return err
+			return errors.New(`no keys: configure them once in the global group_join option (JSON: the "group_join" app), or in this handler`)
+		}
+		h.attach(app.(*App).state, false)
+	}
+	return nil
+}
+
+// attach makes ss the shared state h serves from; own says h built it.
+// A verify handler with keys of its own shares them with no join handler:
+// it verifies the invites of every join.
+func (h *Handler) attach(ss *sharedState, own bool) {
+	h.sharedState, h.own = ss, own
+	label := h.Serve
+	switch {
+	case h.route != nil:
+		ss.serve(h.route.invite)
+		label = h.route.invite.Name
+	case own && h.Serve == ServeVerify:
+		for _, r := range joinRoutes {
+			ss.serve(r.invite)
 		}
 	}
+	h.counts = ss.metrics.forRoute(label)
+}
 
-	h.metrics, err = loadMetrics(ctx.GetMetricsRegistry())
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+// provisionRoute resolves Serve and the route's defaults.
+func (h *Handler) provisionRoute() error {
+	if err := checkServe(h.Serve); err != nil {
+		return err
 	}
-	for _, option := range h.literalSecrets() {
-		h.logger.Warn("secret written literally in the config: Caddy's debug log ('adjusted config') and the admin API's GET /config show it; write it as an {env.*} or {file.*} placeholder",
-			zap.String("option", option))
+	if h.Serve == ServeExamine || h.Serve == ServeVerify {
+		if h.Entity != "" || h.LocationPrefix != "" {
+			return fmt.Errorf("serve %s answers itself: entity and location_prefix do not apply", h.Serve)
+		}
+		return nil
 	}
-	n, lowest := keys.Generations()
-	h.logger.Info("group_join provisioned",
-		zap.Bool("default_key", keys.HasDefault()),
-		zap.Int("generation_keys", n),
-		zap.Uint64("lowest_generation", lowest),
-		zap.Bool("geoip_db", h.GeoIPDB != ""),
-		zap.Bool("asn_db", h.ASNDB != ""),
-		zap.String("store", storeType(h.Store)),
-	)
+	name := h.Serve
+	if name == "" {
+		name = tokens.UserJoinGroup.Name
+	}
+	h.route, _ = routeByName(name)
+	t := h.route.invite
+	h.targetField = t.Target.String() + "_id"
+	h.wrongType = wrongTypeDesc(t)
+	if h.route.byUser() {
+		if h.Entity != "" {
+			return fmt.Errorf("entity: on %s the caller joins; entity applies where a group, space or harvester joins", t.Name)
+		}
+	} else {
+		h.entityField = "joining_" + t.Joiner.String() + "_id"
+	}
+	switch {
+	case h.LocationPrefix == "":
+		h.locBefore, h.locAfter = h.route.locationParts()
+	case !strings.HasPrefix(h.LocationPrefix, "/") && !strings.Contains(h.LocationPrefix, "://"):
+		return fmt.Errorf("location_prefix %q must be a path or an absolute URL", h.LocationPrefix)
+	default:
+		h.locBefore, h.locTemplated = h.LocationPrefix, strings.Contains(h.LocationPrefix, "{")
+	}
 	return nil
 }
 
@@ -218,15 +245,15 @@ func keyName(i int, k Key) string {
 // itself rather than as a placeholder resolved at provision. Caddy prints
 // the config in its debug log when automatic HTTPS adjusts it, and serves
 // it at the admin API's GET /config: such a secret is readable there.
-func (h *Handler) literalSecrets() []string {
+func (s *Shared) literalSecrets() []string {
 	var names []string
-	for i, k := range h.Keys {
+	for i, k := range s.Keys {
 		if isLiteral(k.Secret) {
 			names = append(names, keyName(i, k))
 		}
 	}
-	if h.Store != nil {
-		names = append(names, h.Store.literalSecrets()...)
+	if s.Store != nil {
+		names = append(names, s.Store.literalSecrets()...)
 	}
 	return names
 }
@@ -254,50 +281,19 @@ func placeholderHint(s string) string {
 
 // Validate checks the parts of the config that Provision does not.
 func (h *Handler) Validate() error {
-	if h.MaxBody < 0 {
-		return errors.New("max_body must be positive")
-	}
-	if !strings.HasPrefix(h.LocationPrefix, "/") && !strings.Contains(h.LocationPrefix, "://") {
-		return fmt.Errorf("location_prefix %q must be a path or an absolute URL", h.LocationPrefix)
-	}
-	for i, s := range h.identity {
-		switch s.Source {
-		case SourceAccessToken:
-		case SourcePlaceholder:
-			if !strings.HasPrefix(s.Placeholder, "{") || !strings.HasSuffix(s.Placeholder, "}") {
-				return fmt.Errorf("identity #%d: %q is not a placeholder", i+1, s.Placeholder)
-			}
-		default:
-			return fmt.Errorf("identity #%d: unknown source %q (want access_token or placeholder)", i+1, s.Source)
-		}
-	}
-	if h.Preview != nil {
-		if err := h.Preview.validate(); err != nil {
-			return err
-		}
-	}
-	if h.Service != "" && !strings.Contains(h.Service, "-") {
-		return fmt.Errorf("service %q must look like ozw-<id>", h.Service)
+	if h.sharedState == nil {
+		return errors.New("not provisioned")
 	}
 	return nil
 }
 
-// Cleanup releases what this instance holds in the shared pools.
+// Cleanup releases what this handler holds in the shared pools: nothing
+// when it uses the app's.
 func (h *Handler) Cleanup() error {
-	var errs []error
-	if h.metrics != nil {
-		_, err := metricsPool.Delete(metricsKey)
-		errs = append(errs, err)
+	if !h.own || h.sharedState == nil {
+		return nil
 	}
-	if h.geoKey != "" {
-		_, err := geoPool.Delete(h.geoKey)
-		errs = append(errs, err)
-	}
-	if h.storeKey != "" {
-		_, err := storePool.Delete(h.storeKey)
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return h.sharedState.release()
 }
 
 // Interface guards.

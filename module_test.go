@@ -163,8 +163,8 @@ func TestProvisionErrors(t *testing.T) {
 		name, handler string
 		want          []string
 	}{
-		{"no keys", `{"handler": "group_join"}`, []string{"group_join", "at least one key is required"}},
-		{"empty key list", `{"handler": "group_join", "keys": []}`, []string{"group_join", "at least one key is required"}},
+		{"no keys", `{"handler": "group_join"}`, []string{"group_join", "no keys: configure them once in the global group_join option"}},
+		{"empty key list", `{"handler": "group_join", "keys": []}`, []string{"group_join", "no keys: configure them once in the global group_join option"}},
 		{"misspelt field", `{"handler": "group_join", "key": "k"}`, []string{"group_join", "unknown field", "key"}},
 		{"unknown identity source", `{"handler": "group_join", "keys": [{"secret": "k"}], "identity": [{"source": "jwt"}]}`,
 			[]string{"group_join", `identity #1: unknown source "jwt"`}},

@@ -17,66 +17,12 @@ import (
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
 )
 
-// Default paths of the preview endpoints: Onezone's own.
+// Onezone's paths of the preview endpoints, which a Caddyfile's route for
+// an examine or verify handler normally matches.
 const (
 	DefaultExaminePath = "/tokens/examine"
 	DefaultVerifyPath  = "/tokens/verify_invite_token"
 )
-
-// PreviewConfig turns on Onezone's token preview endpoints on the same
-// handler as the join: examine (what a token says, unverified) and
-// verify_invite_token (the join's verification, consuming nothing). The
-// route's matcher must match these paths too; the Caddyfile's path
-// matcher is extended automatically.
-type PreviewConfig struct {
-	// Path of the examine endpoint. Default "/tokens/examine".
-	ExaminePath string `json:"examine_path,omitempty"`
-	// Path of the verify_invite_token endpoint. Default
-	// "/tokens/verify_invite_token".
-	VerifyPath string `json:"verify_path,omitempty"`
-}
-
-// paths returns the two paths, defaults filled in.
-func (p *PreviewConfig) paths() (examine, verify string) {
-	examine, verify = p.ExaminePath, p.VerifyPath
-	if examine == "" {
-		examine = DefaultExaminePath
-	}
-	if verify == "" {
-		verify = DefaultVerifyPath
-	}
-	return examine, verify
-}
-
-// validate refuses paths that are not absolute or that coincide.
-func (p *PreviewConfig) validate() error {
-	examine, verify := p.paths()
-	if !strings.HasPrefix(examine, "/") || !strings.HasPrefix(verify, "/") {
-		return errors.New("group_join: preview paths must start with /")
-	}
-	if strings.EqualFold(examine, verify) {
-		return errors.New("group_join: preview examine and verify paths must differ")
-	}
-	return nil
-}
-
-// servePreview answers a request for one of the preview paths and reports
-// whether it did; any other path is a join. Paths compare without regard
-// to case, as Caddy's path matcher does. Preview requests never reach the
-// next handler.
-func (h *Handler) servePreview(w http.ResponseWriter, r *http.Request) (bool, error) {
-	if h.Preview == nil {
-		return false, nil
-	}
-	examine, verify := h.Preview.paths()
-	switch {
-	case strings.EqualFold(r.URL.Path, examine):
-		return true, h.serveExamine(w, r)
-	case strings.EqualFold(r.URL.Path, verify):
-		return true, h.serveVerify(w, r)
-	}
-	return false, nil
-}
 
 // Outcomes of the preview endpoints; refusals are counted as the prefix
 // and the join's outcome, e.g. "verify_invalid_token", so join
@@ -152,7 +98,7 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	if a != nil {
 		return refuse(*a, nil)
 	}
-	req, a := verifyFields(body)
+	req, a := verifyFields(body, h.servedTypes())
 	if a != nil {
 		return refuse(*a, nil)
 	}
@@ -180,12 +126,35 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	env.UserID = who.userID
 	var slot cache.Slot // invite's Token, when not cached; valid until return
 	defer slot.Release()
-	invite, err := h.verifyInvite(raw, env, &slot, &d)
+	// Against expectedInviteType, or else the invite's own type when it is
+	// served here; no joiner is named, so a self-join is not looked for.
+	served := h.servedTypes()
+	wrongType := "Provided token is not an invite of a type served here."
+	switch {
+	case req.expected.Code != "":
+		wrongType = wrongTypeDesc(req.expected)
+	case len(served) == 1:
+		wrongType = wrongTypeDesc(served[0])
+	}
+	invite, err := h.verifyInvite(raw, env, &slot, &d, func(t *tokens.Token, env *tokens.Env) error {
+		typ := req.expected
+		if typ.Code == "" {
+			for _, s := range served {
+				if s.Code == t.ID.Type.Code {
+					typ = s
+				}
+			}
+		}
+		// The api caveats of a consumerToken were checked against a group
+		// join (it names no route); the invite's own target here.
+		env.JoinTarget = typ.Target
+		return t.CheckJoin(typ, tokens.Entity{}, env)
+	})
 	if err != nil {
 		if tokens.KindOf(err) == tokens.KindConsumer && who.userID == "" {
 			return refuse(ansSignInToCheck, err)
 		}
-		return refuse(inviteAnswer(err), err)
+		return refuse(inviteAnswerFor(err, wrongType), err)
 	}
 	if a, err := h.peekUsage(r.Context(), invite); a != nil {
 		return refuse(*a, err)
@@ -222,25 +191,27 @@ func (h *Handler) peekUsage(rctx context.Context, invite *tokens.Token) (*answer
 	default:
 		return nil, nil
 	}
-	a := inviteAnswer(kind)
+	a := h.inviteAnswer(kind)
 	return &a, kind
 }
 
 // verifyRequest is what verify_invite_token reads besides the token.
 type verifyRequest struct {
+	expected      tokens.InviteType // zero: any type served here
 	consumerToken string
 	consumerNull  bool
 }
 
 // verifyFields checks Onezone's optional request fields of
-// verify_invite_token. expectedInviteType may only name userJoinGroup;
+// verify_invite_token. expectedInviteType may name any of the invite types
+// served (by the join handlers that share this configuration);
 // consumerToken names the caller by an access token (null: nobody).
 // Fields whose meaning the edge cannot honour are refused rather than
 // ignored: peerIp (caveats are checked against the address the request
 // comes from), interface and serviceToken (never valid on an invite), and
 // allowDataAccessCaveats true (data caveats always fail on an invite).
 // Every field may appear once, like "token".
-func verifyFields(body []byte) (verifyRequest, *answer) {
+func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answer) {
 	var req verifyRequest
 	fail := func(desc string) (verifyRequest, *answer) { a := badRequest(desc); return req, &a }
 	get := func(name string) (json.RawMessage, *answer) {
@@ -263,8 +234,17 @@ func verifyFields(body []byte) (verifyRequest, *answer) {
 		if json.Unmarshal(raw, &s) != nil {
 			return fail(`Field "expectedInviteType" must be a string.`)
 		}
-		if s != "userJoinGroup" {
-			return fail(`Field "expectedInviteType": only "userJoinGroup" invites are verified here.`)
+		for _, t := range served {
+			if t.Name == s {
+				req.expected = t
+			}
+		}
+		if req.expected.Code == "" {
+			names := make([]string, len(served))
+			for i, t := range served {
+				names[i] = strconv.Quote(t.Name)
+			}
+			return fail(`Field "expectedInviteType": the invites verified here are of type ` + strings.Join(names, ", ") + ".")
 		}
 	}
 	f, _ := topField(body, "consumerToken")

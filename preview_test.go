@@ -24,22 +24,17 @@ import (
 // store, a next handler that must never run for a preview, and the
 // handler's log lines.
 type previewFixture struct {
-	h        *Handler
-	logs     *observer.ObservedLogs
-	nextRuns int
+	h, examine, verify *Handler // the join and the two preview handlers, sharing one state
+	logs               *observer.ObservedLogs
+	nextRuns           int
 }
 
 func newPreviewFixture(t *testing.T) *previewFixture {
 	t.Helper()
-	h := provisionHandler(t, &Handler{
-		Keys:     []Key{{Secret: testSecret}},
-		Identity: []IdentitySource{{Source: SourceAccessToken}},
-		Store:    &StoreConfig{Type: "memory"},
-		Preview:  &PreviewConfig{},
-	})
+	h := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, Identity: []IdentitySource{{Source: SourceAccessToken}}, Store: &StoreConfig{Type: "memory"}}})
 	core, logs := observer.New(zap.DebugLevel)
 	h.logger = zap.New(core)
-	return &previewFixture{h: h, logs: logs}
+	return &previewFixture{h: h, examine: sibling(t, h, ServeExamine), verify: sibling(t, h, ServeVerify), logs: logs}
 }
 
 // do sends a request as Caddy's server hands it to handlers: a replacer
@@ -60,7 +55,15 @@ func (f *previewFixture) do(t *testing.T, method, path, ip, body string, headers
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
-	if err := f.h.ServeHTTP(w, r, next); err != nil {
+	// What a Caddyfile's matchers do: one route per endpoint.
+	h := f.h
+	switch path {
+	case DefaultExaminePath:
+		h = f.examine
+	case DefaultVerifyPath:
+		h = f.verify
+	}
+	if err := h.ServeHTTP(w, r, next); err != nil {
 		t.Fatalf("ServeHTTP: %v", err)
 	}
 	return w
@@ -79,11 +82,11 @@ func previewInvite(t *testing.T, cavs ...string) (tok, id string) {
 	return mintT(t, testSecret, tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", id), cavs...), id
 }
 
-// counterValue reads the requests counter of one outcome.
+// counterValue reads the requests counter of one outcome on h's route.
 func counterValue(t *testing.T, h *Handler, outcome string) float64 {
 	t.Helper()
 	var m dto.Metric
-	if err := h.metrics.requests.WithLabelValues(outcome).Write(&m); err != nil {
+	if err := h.metrics.requests.WithLabelValues(outcome, h.counts.route).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
@@ -113,7 +116,7 @@ func wantAnswer(t *testing.T, w *httptest.ResponseRecorder, status int, code, de
 
 func TestPreviewExamine(t *testing.T) {
 	f := newPreviewFixture(t)
-	before := counterValue(t, f.h, outcomeExamined)
+	before := counterValue(t, f.examine, outcomeExamined)
 
 	// Any token, signed with any key: examine does not verify.
 	foreign, err := tokens.Mint([]byte("someone else's key"), "zone.example.org",
@@ -133,7 +136,7 @@ func TestPreviewExamine(t *testing.T) {
 	if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q", cc)
 	}
-	if got := counterValue(t, f.h, outcomeExamined); got != before+1 {
+	if got := counterValue(t, f.examine, outcomeExamined); got != before+1 {
 		t.Errorf("examined counter %v, want %v", got, before+1)
 	}
 
@@ -311,40 +314,43 @@ func TestPreviewVerify(t *testing.T) {
 	}
 }
 
-// Preview paths compare like Caddy's path matcher (case-insensitively);
-// any other path is a join, and without preview every path is a join.
-func TestPreviewDispatch(t *testing.T) {
+// A handler serves what its serve option says, whatever the path: Caddy's
+// matchers route, the handler does not look at the path.
+func TestServeIgnoresPath(t *testing.T) {
 	f := newPreviewFixture(t)
 	tok, id := previewInvite(t)
 	f.register(t, id, 1)
-	w := f.do(t, http.MethodPost, "/Tokens/Examine", "192.0.2.1", joinBody(tok))
-	if w.Code != http.StatusOK || f.nextRuns != 0 {
-		t.Errorf("/Tokens/Examine: %d, next ran %d", w.Code, f.nextRuns)
+	w := httptest.NewRecorder()
+	r := handlerRequest("192.0.2.1", "", joinBody(tok))
+	r.URL.Path = "/user/groups/join"
+	if err := f.examine.ServeHTTP(w, r, nil); err != nil || w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"onezoneDomain"`) {
+		t.Errorf("examine handler on the join path: %d %s", w.Code, w.Body)
 	}
-	f.h.Preview = nil
-	w = f.do(t, http.MethodPost, "/tokens/examine", "192.0.2.1", joinBody(tok), "X-Auth-Token", access(t, "alice"))
-	if w.Code != http.StatusCreated || f.nextRuns != 1 {
-		t.Errorf("without preview, /tokens/examine is a join: %d, next ran %d", w.Code, f.nextRuns)
+	w = f.do(t, http.MethodPost, "/tokens/examine/", "192.0.2.1", joinBody(tok), "X-Auth-Token", access(t, "alice"))
+	if w.Code != http.StatusBadRequest || f.nextRuns != 0 {
+		t.Errorf("the join handler on another path: %d, next ran %d", w.Code, f.nextRuns)
 	}
 }
 
-func TestPreviewConfigValidate(t *testing.T) {
-	for _, p := range []PreviewConfig{{ExaminePath: "x"}, {VerifyPath: "/tokens/examine"}, {ExaminePath: "/a", VerifyPath: "/A"}} {
-		h := &Handler{Preview: &p, LocationPrefix: "/", identity: []IdentitySource{{Source: SourceAccessToken}}}
-		if err := h.Validate(); err == nil {
-			t.Errorf("%+v accepted", p)
-		}
-	}
-	h := &Handler{Preview: &PreviewConfig{}, LocationPrefix: "/"}
-	if err := h.Validate(); err != nil {
-		t.Errorf("defaults refused: %v", err)
+// The preview option of a join handler is gone; a config that has it
+// fails with what to write instead.
+func TestPreviewOptionMoved(t *testing.T) {
+	h := &Handler{Preview: []byte(`{}`), Shared: Shared{Keys: []Key{{Secret: testSecret}}}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := h.Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), `"serve": "verify"`) || !strings.Contains(err.Error(), "group_join /tokens/examine examine") {
+		t.Fatalf("preview accepted or unexplained: %v", err)
 	}
 }
 
 // A real Caddy serves the join and both preview endpoints from one
-// group_join block; the backend sees the join only.
+// global group_join option and a route each; the backend sees the join
+// only.
 func TestPreviewInCaddy(t *testing.T) {
-	s := startSite(t, "\t\tkey "+testSecret+"\n\t\tstore memory\n\t\tpreview")
+	s := startRoutesSite(t, "\t\tkey "+testSecret+"\n\t\tstore memory",
+		"group_join /user/groups/join", "group_join /tokens/examine examine", "group_join /tokens/verify_invite_token verify",
+		"respond /tokens/confine 404")
 	tok := mintT(t, testSecret, tokens.InviteID(tokens.Persistence{Generation: 0}, "bob", "g7", tokens.NewTokenID()), inHour(), "consumer = usr-alice")
 	alice := access(t, "alice")
 
@@ -365,16 +371,17 @@ func TestPreviewInCaddy(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated || len(s.backend.requests()) != 1 {
 		t.Errorf("join: %d, backend saw %d", resp.StatusCode, len(s.backend.requests()))
 	}
-	// A path that is neither is not routed to group_join at all (Caddy's
-	// empty default answer, no group_join document).
+	// A path that is neither is not routed to group_join at all (the
+	// site's own answer, no group_join document).
 	resp = s.do(http.MethodPost, "/tokens/confine", joinBody(tok), "Content-Type", "application/json")
 	if body := bodyOf(resp); body != "" || len(s.backend.requests()) != 1 {
 		t.Errorf("/tokens/confine answered %d %q", resp.StatusCode, body)
 	}
 }
 
-// JSON config: "preview" with custom paths, on a route whose matcher
-// lists them; the join path is answered by the handler after group_join.
+// JSON config: the group_join app holds the keys, and a route per
+// endpoint, the preview ones on paths of the operator's choosing; the join
+// path is answered by the handler after group_join.
 func TestPreviewJSONConfig(t *testing.T) {
 	port := testcaddy.FreePort(t)
 	cfg := fmt.Sprintf(`{
@@ -383,14 +390,13 @@ func TestPreviewJSONConfig(t *testing.T) {
 	"apps": {"http": {"servers": {"gj": {
 		"listen": [":%d"],
 		"automatic_https": {"disable": true},
-		"routes": [{
-			"match": [{"path": ["/user/groups/join", "/api/examine", "/api/verify"]}],
-			"handle": [
-				{"handler": "group_join", "keys": [{"secret": %q}], "preview": {"examine_path": "/api/examine", "verify_path": "/api/verify"}},
-				{"handler": "static_response", "status_code": 204}
-			]
-		}]
-	}}}}
+		"routes": [
+			{"match": [{"path": ["/user/groups/join"]}], "handle": [{"handler": "group_join"}, {"handler": "static_response", "status_code": 204}]},
+			{"match": [{"path": ["/api/examine"]}], "handle": [{"handler": "group_join", "serve": "examine"}]},
+			{"match": [{"path": ["/api/verify"]}], "handle": [{"handler": "group_join", "serve": "verify"}]}
+		]
+	}}},
+	"group_join": {"keys": [{"secret": %q}]}}
 }`, port, testSecret)
 	testcaddy.Load(t, []byte(cfg))
 	client := testcaddy.Client(10 * time.Second)

@@ -23,7 +23,7 @@ type requestEnv struct {
 type requestState struct {
 	requestEnv
 	body     bodyReader
-	upstream [5]string // X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer, Content-Type
+	upstream [9]string // Content-Type, then prepareUpstream's X-* headers
 	created  [2]string // Location, Content-Length of the 201
 }
 

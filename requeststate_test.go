@@ -23,7 +23,7 @@ func TestRequestEnv(t *testing.T) {
 	for _, service := range []string{"", "ozw-elsewhere"} {
 		for _, ip := range []string{"192.0.2.1", "2001:db8::1", "", "not an ip"} {
 			for _, geo := range []tokens.Geo{nil, &countingGeo{}} {
-				h := &Handler{verifier: tokens.Verifier{Service: service, Geo: geo}}
+				h := &Handler{sharedState: &sharedState{verifier: tokens.Verifier{Service: service, Geo: geo}}}
 				got, want := h.newRequest(now, ip).Env, *h.verifier.Env(now, ip, "")
 				if geo != nil {
 					if m, ok := got.Geo.(*geoMemo); !ok || m.geo != geo {
@@ -39,7 +39,7 @@ func TestRequestEnv(t *testing.T) {
 	}
 
 	g := &countingGeo{}
-	h := &Handler{verifier: tokens.Verifier{Geo: g}}
+	h := &Handler{sharedState: &sharedState{verifier: tokens.Verifier{Geo: g}}}
 	env := &h.newRequest(now, "192.0.2.1").Env
 	invite := &tokens.Token{ID: tokens.InviteID(tokens.Persistence{Named: true}, "bob", "g1", "t1")}
 	for _, c := range []string{"geo.country = PL", "geo.region = EU", "geo.country != FR", "asn = 64500", "asn = 64500|64501"} {
@@ -62,7 +62,7 @@ func TestRequestEnv(t *testing.T) {
 		t.Fatalf("second request: %v, %d country and %d ASN lookups", err, g.country, g.asn)
 	}
 	// A failed lookup is a failed caveat, every time it is asked.
-	failing := &Handler{verifier: tokens.Verifier{Geo: &tokens.GeoDB{}}}
+	failing := &Handler{sharedState: &sharedState{verifier: tokens.Verifier{Geo: &tokens.GeoDB{}}}}
 	env = &failing.newRequest(now, "192.0.2.1").Env
 	for range 2 {
 		if err := invite.CheckInvite(env); tokens.KindOf(err) != tokens.KindCaveat {

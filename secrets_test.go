@@ -343,18 +343,15 @@ func TestSecretComparisonsConstantTime(t *testing.T) {
 // are named, those given as placeholders are not, and no name carries a
 // value.
 func TestLiteralSecretsNamed(t *testing.T) {
-	h := &Handler{
-		Keys: []Key{{Secret: "literal-key-value"}, {Generation: ptr(uint64(5)), Secret: "{env.GJ_NOT_LITERAL}"},
-			{Generation: ptr(uint64(6)), Secret: "{file./run/secrets/k6}"}},
-		Store: &StoreConfig{Type: "redis", URL: "redis://:url-pass-value@127.0.0.1:6399/0",
-			Password: "{env.GJ_REDIS_PASSWORD}", SentinelPassword: "sentinel-pass-value"},
-	}
+	h := &Handler{Shared: Shared{Keys: []Key{{Secret: "literal-key-value"}, {Generation: ptr(uint64(5)), Secret: "{env.GJ_NOT_LITERAL}"},
+		{Generation: ptr(uint64(6)), Secret: "{file./run/secrets/k6}"}}, Store: &StoreConfig{Type: "redis", URL: "redis://:url-pass-value@127.0.0.1:6399/0",
+		Password: "{env.GJ_REDIS_PASSWORD}", SentinelPassword: "sentinel-pass-value"}}}
 	got := strings.Join(h.literalSecrets(), "; ")
 	want := "key #1; store redis URL (its password); store redis sentinel_password"
 	if got != want {
 		t.Errorf("literalSecrets = %q, want %q", got, want)
 	}
-	h = &Handler{Keys: []Key{{Secret: "{env.GJ_K}"}}, Store: &StoreConfig{Type: "redis", URL: "redis://127.0.0.1:6399/0", Password: "p"}}
+	h = &Handler{Shared: Shared{Keys: []Key{{Secret: "{env.GJ_K}"}}, Store: &StoreConfig{Type: "redis", URL: "redis://127.0.0.1:6399/0", Password: "p"}}}
 	if got := strings.Join(h.literalSecrets(), "; "); got != "store redis password" {
 		t.Errorf("literalSecrets = %q, want only the password", got)
 	}

@@ -37,7 +37,12 @@ var storeHTTP = testcaddy.Client(10 * time.Second)
 
 // postJoin posts a join; safe to call from any goroutine.
 func postJoin(baseURL, inviteTok, accessTok string) joinResult {
-	req, err := http.NewRequest(http.MethodPost, baseURL+"/user/groups/join", strings.NewReader(joinBody(inviteTok)))
+	return postJoinTo(baseURL, "/user/groups/join", inviteTok, accessTok)
+}
+
+// postJoinTo is postJoin on the join route at path.
+func postJoinTo(baseURL, path, inviteTok, accessTok string) joinResult {
+	req, err := http.NewRequest(http.MethodPost, baseURL+path, strings.NewReader(joinBody(inviteTok)))
 	if err != nil {
 		return joinResult{err: err}
 	}
@@ -55,6 +60,11 @@ func postJoin(baseURL, inviteTok, accessTok string) joinResult {
 // raceJoins sends n joins at once, request i to baseURLs[i % len], and
 // returns the results in order.
 func raceJoins(baseURLs []string, n int, inviteTok, accessTok string) []joinResult {
+	return raceJoinsTo(baseURLs, "/user/groups/join", n, inviteTok, accessTok)
+}
+
+// raceJoinsTo is raceJoins on the join route at path.
+func raceJoinsTo(baseURLs []string, path string, n int, inviteTok, accessTok string) []joinResult {
 	out := make([]joinResult, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -63,7 +73,7 @@ func raceJoins(baseURLs []string, n int, inviteTok, accessTok string) []joinResu
 		go func() {
 			defer wg.Done()
 			<-start
-			out[i] = postJoin(baseURLs[i%len(baseURLs)], inviteTok, accessTok)
+			out[i] = postJoinTo(baseURLs[i%len(baseURLs)], path, inviteTok, accessTok)
 		}()
 	}
 	close(start)
@@ -386,7 +396,7 @@ func benchJoinStore(b *testing.B, sc *StoreConfig) {
 // handler answering 204, no HTTP, and fails b unless it answers 201.
 func newJoinBench(b *testing.B, sc *StoreConfig) (h *Handler, id string, serve func()) {
 	b.Helper()
-	h = provisionHandler(b, &Handler{Keys: []Key{{Secret: testSecret}}, Store: sc})
+	h = provisionHandler(b, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, Store: sc}})
 	tok, id := namedInvite(b, "g1")
 	if h.store != nil {
 		if err := h.store.Register(context.Background(), id, store.Unlimited, time.Hour); err != nil {

@@ -21,8 +21,12 @@ import (
 
 // Headers the edge owns towards the backend: client-sent copies are always
 // removed (in any case, and with '_' or '.' for '-'), so the backend can
-// trust them.
-var upstreamHeaders = [...]string{"X-User-Id", "X-Group-Id", "X-Invite-Token-Id", "X-Invite-Issuer"}
+// trust them. In the order of requestState.upstream; X-Group-Id is set
+// when the joined entity is a group.
+var upstreamHeaders = [...]string{
+	"X-User-Id", "X-Group-Id", "X-Invite-Token-Id", "X-Invite-Issuer",
+	"X-Invite-Type", "X-Join-Entity-Type", "X-Join-Entity-Id", "X-Join-Target-Type", "X-Join-Target-Id",
+}
 
 // Refusals of request parts the edge cannot vouch for.
 var (
@@ -92,28 +96,40 @@ func identityEncoding(values []string) bool {
 // filtered by upstreamRule, the edge's own set, placeholders, and the body
 // exactly as verified, with its length. Every field of r that
 // reverse_proxy reads is set here or checked before.
-func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *requestState, who caller, invite *tokens.Token, body []byte) {
+func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *requestState, who caller, joiner tokens.Entity, invite *tokens.Token, body []byte) {
 	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
 	filterHeaders(r.Header, trusted)
-	id := invite.ID
-	issuer := id.Subject.String()
+	t := h.route.invite
+	vars := joinVars{
+		userID: who.userID, tokenID: invite.ID.TokenID, issuer: invite.ID.Subject.String(),
+		inviteType: t.Name, entityType: t.Joiner.String(), entityID: joiner.ID,
+		targetType: t.Target.String(), targetID: invite.ID.Type.TargetID,
+	}
 	// As Header.Set stores them (canonical names), with the values in the
 	// request's state; capped slices, so an append copies. Header.Set here
-	// and for the 201 would cost 7 allocations and about 12% of a forwarded
-	// join (BenchmarkServeHTTP/valid, BENCHMARKS.md).
+	// and for the 201 would cost an allocation per header and about 12% of
+	// a forwarded join (BenchmarkServeHTTP/valid, BENCHMARKS.md).
 	v := st.upstream[:]
-	v[4] = "application/json" // the only type the edge reads
-	r.Header["Content-Type"] = v[4:5:5]
+	v[0] = "application/json" // the only type the edge reads
+	r.Header["Content-Type"] = v[0:1:1]
 	if h.setHeaders {
-		v[0], v[1], v[2], v[3] = who.userID, id.Type.TargetID, id.TokenID, issuer
-		r.Header["X-User-Id"] = v[0:1:1]
-		r.Header["X-Group-Id"] = v[1:2:2]
+		v[1], v[2], v[3], v[4] = vars.userID, vars.tokenID, vars.issuer, vars.inviteType
+		v[5], v[6], v[7], v[8] = vars.entityType, vars.entityID, vars.targetType, vars.targetID
+		r.Header["X-User-Id"] = v[1:2:2]
 		r.Header["X-Invite-Token-Id"] = v[2:3:3]
 		r.Header["X-Invite-Issuer"] = v[3:4:4]
+		r.Header["X-Invite-Type"] = v[4:5:5]
+		r.Header["X-Join-Entity-Type"] = v[5:6:6]
+		r.Header["X-Join-Entity-Id"] = v[6:7:7]
+		r.Header["X-Join-Target-Type"] = v[7:8:8]
+		r.Header["X-Join-Target-Id"] = v[8:9:9]
+		if t.Target == tokens.EntityGroup {
+			r.Header["X-Group-Id"] = v[8:9:9]
+		}
 	}
-	// One provider answers the four placeholders: cheaper than four
-	// Replacer.Set calls (a lock, a map insert and an allocation each).
-	repl.Map(joinVars{who.userID, id.Type.TargetID, id.TokenID, issuer}.get)
+	// One provider answers the placeholders: cheaper than a Replacer.Set
+	// call for each (a lock, a map insert and an allocation each).
+	repl.Map(vars.get)
 	if who.fromToken {
 		// Set, not the provider: it must override what an earlier auth
 		// handler may have set, as basic_auth does.
@@ -132,19 +148,39 @@ func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *req
 }
 
 // joinVars are the values of the {http.group_join.*} placeholders of one
-// request.
-type joinVars struct{ userID, groupID, tokenID, issuer string }
+// join.
+type joinVars struct {
+	userID, tokenID, issuer, inviteType        string
+	entityType, entityID, targetType, targetID string
+}
 
-func (v joinVars) get(key string) (any, bool) {
-	switch key {
-	case "http.group_join.user_id":
+func (v *joinVars) get(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, "http.group_join.")
+	if !ok {
+		return nil, false
+	}
+	switch name {
+	case "user_id":
 		return v.userID, true
-	case "http.group_join.group_id":
-		return v.groupID, true
-	case "http.group_join.token_id":
+	case "group_id":
+		if v.targetType != "group" {
+			return nil, false
+		}
+		return v.targetID, true
+	case "token_id":
 		return v.tokenID, true
-	case "http.group_join.issuer":
+	case "issuer":
 		return v.issuer, true
+	case "invite_type":
+		return v.inviteType, true
+	case "entity_type":
+		return v.entityType, true
+	case "entity_id":
+		return v.entityID, true
+	case "target_type":
+		return v.targetType, true
+	case "target_id":
+		return v.targetID, true
 	}
 	return nil, false
 }

@@ -28,13 +28,13 @@ func (h *Handler) reserve(r context.Context, invite *tokens.Token) (store.Reserv
 	case err == nil:
 		return res, nil, nil
 	case errors.Is(err, store.ErrUnknown):
-		a := inviteAnswer(tokens.ErrUnknown)
+		a := h.inviteAnswer(tokens.ErrUnknown)
 		return nil, &a, err
 	case errors.Is(err, store.ErrRevoked):
-		a := inviteAnswer(tokens.ErrRevoked)
+		a := h.inviteAnswer(tokens.ErrRevoked)
 		return nil, &a, err
 	case errors.Is(err, store.ErrUsedUp):
-		a := inviteAnswer(tokens.ErrUsedUp)
+		a := h.inviteAnswer(tokens.ErrUsedUp)
 		return nil, &a, err
 	}
 	return nil, &ansUnavailable, err

@@ -19,7 +19,7 @@ func usageInvite(named bool, id string) *tokens.Token {
 // invite gives one use per reservation; a release gives it back, a commit
 // keeps it; unknown and used-up invites get their documented answers.
 func TestReserveAndSettle(t *testing.T) {
-	h := provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}, Store: &StoreConfig{Type: "memory"}})
+	h := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, Store: &StoreConfig{Type: "memory"}}})
 	ctx := context.Background()
 	if err := h.store.Register(ctx, "once", 1, 0); err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestReserveAndSettle(t *testing.T) {
 
 // Without a store, named invites are limited by their caveats only.
 func TestReserveWithoutStore(t *testing.T) {
-	h := provisionHandler(t, &Handler{Keys: []Key{{Secret: testSecret}}})
+	h := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}}})
 	if res, a, err := h.reserve(context.Background(), usageInvite(true, "x")); res != nil || a != nil || err != nil {
 		t.Errorf("no store: %v, %v, %v", res, a, err)
 	}

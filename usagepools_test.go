@@ -17,8 +17,7 @@ func TestPoolsShareAcrossHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := func() *Handler {
-		return &Handler{Keys: []Key{{Secret: testSecret}}, GeoIPDB: country,
-			Store: &StoreConfig{Type: "memory", ReservationTTL: 4242}}
+		return &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, GeoIPDB: country, Store: &StoreConfig{Type: "memory", ReservationTTL: 4242}}}
 	}
 	refs := func(h *Handler) (geo, store, metrics int) {
 		geo, _ = geoPool.References(h.geoKey)

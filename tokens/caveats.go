@@ -56,9 +56,10 @@ type Caveat struct {
 	Value   string // text after the operator
 	Expires int64  // time caveats: unix seconds
 	Raw     string
-	// api caveats: whether an item allows joining a group, decided once
-	// at parse so that a cached token does not parse its items again.
-	allowsJoin bool
+	// api caveats: the entity types an item allows joining (a bit per
+	// EntityType), decided once at parse so that a cached token does not
+	// parse its items again.
+	joins uint16
 }
 
 func (c Caveat) String() string { return c.Raw }
@@ -124,7 +125,9 @@ func ParseCaveat(s string) (Caveat, error) {
 		if op != "=" || !eachItem(val, func(v string) bool { _, ok := parseAPIItem(v); return ok }) {
 			return bad(CaveatAPI, "malformed api caveat")
 		}
-		c.allowsJoin = anyItem(val, allowsGroupJoin)
+		for it := range strings.SplitSeq(val, "|") {
+			c.joins |= joinsAllowed(it)
+		}
 	case "authorization":
 		c.Kind = CaveatAuthorization
 		if op != "=" || val != "none" {
@@ -291,6 +294,9 @@ type Env struct {
 	UserID   string     // the caller's bare user id, for invite consumer caveats
 	Service  string     // this service's id for service caveats, e.g. "ozw-onezone"
 	Geo      Geo        // nil: asn/geo caveats fail
+	// JoinTarget is the type of entity the request joins, which an access
+	// token's api caveats must allow; zero means EntityGroup.
+	JoinTarget EntityType
 }
 
 // Check reports whether the caveat holds for the purpose in env. Consumer
@@ -360,7 +366,11 @@ func (c *Caveat) Check(p Purpose, env *Env) error {
 		}
 		return nil
 	case CaveatAPI:
-		if p != PurposeAccess || !c.allowsJoin {
+		target := env.JoinTarget
+		if target == 0 {
+			target = EntityGroup
+		}
+		if p != PurposeAccess || c.joins&(1<<target) == 0 {
 			return fail("operation not allowed by api caveat")
 		}
 		return nil
@@ -391,14 +401,24 @@ func serviceMatches(item, service string) bool {
 	return kind == skind && (id == "*" || id == sid)
 }
 
-// allowsGroupJoin: service all/ozw, operation all/create, type */group,
-// aspect */join; id and scope are ignored.
-func allowsGroupJoin(v string) bool {
+// joinsAllowed returns the entity types (a bit each) whose join an api
+// caveat item allows: service all/ozw, operation all/create, aspect
+// */join, type * (every one) or the joined entity's type as Onezone
+// serializes it ("group", "space", …); id and scope are ignored.
+func joinsAllowed(v string) uint16 {
 	it, ok := parseAPIItem(v)
-	return ok && (it.service == "all" || it.service == "ozw") &&
-		(it.operation == "all" || it.operation == "create") &&
-		(it.typ == "*" || it.typ == "group") &&
-		(it.aspect == "*" || it.aspect == "join")
+	if !ok || (it.service != "all" && it.service != "ozw") ||
+		(it.operation != "all" && it.operation != "create") ||
+		(it.aspect != "*" && it.aspect != "join") {
+		return 0
+	}
+	var bits uint16
+	for t := EntityUser; t <= EntityProvider; t++ {
+		if it.typ == "*" || it.typ == t.String() {
+			bits |= 1 << t
+		}
+	}
+	return bits
 }
 
 // TimeCaveat returns the Onedata caveat "time < N" for t.

@@ -20,6 +20,7 @@ const (
 	KindConsumer                   // an invite's consumer caveat excludes the caller
 	KindUsedUp                     // a named invite's usage limit is reached (stores)
 	KindUnknown                    // a named invite is not registered (stores)
+	KindSelfJoin                   // the invite's target is the entity that would join it
 )
 
 var kindText = map[Kind]string{
@@ -35,6 +36,7 @@ var kindText = map[Kind]string{
 	KindConsumer:   "token is not meant for this user",
 	KindUsedUp:     "token usage limit reached",
 	KindUnknown:    "token is not registered",
+	KindSelfJoin:   "an entity cannot join itself",
 }
 
 func (k Kind) String() string {
@@ -86,6 +88,7 @@ var (
 	ErrConsumer   = &Error{Kind: KindConsumer}
 	ErrUsedUp     = &Error{Kind: KindUsedUp}
 	ErrUnknown    = &Error{Kind: KindUnknown}
+	ErrSelfJoin   = &Error{Kind: KindSelfJoin}
 )
 
 // KindOf returns the Kind of err, or 0 when err is not (or does not wrap) an

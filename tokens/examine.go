@@ -43,32 +43,6 @@ type CaveatJSON struct {
 	Caveat     string `json:"caveat,omitempty"`
 }
 
-// Onezone's names of the invite types and the JSON key of their target
-// (ctool token_type.erl).
-var inviteTypes = map[string]struct{ name, target string }{
-	"ujg": {"userJoinGroup", "groupId"},
-	"gjg": {"groupJoinGroup", "groupId"},
-	"ujs": {"userJoinSpace", "spaceId"},
-	"gjs": {"groupJoinSpace", "spaceId"},
-	"ssp": {"supportSpace", "spaceId"},
-	"hjs": {"harvesterJoinSpace", "spaceId"},
-	"rop": {"registerOneprovider", "adminUserId"},
-	"ujc": {"userJoinCluster", "clusterId"},
-	"gjc": {"groupJoinCluster", "clusterId"},
-	"ujh": {"userJoinHarvester", "harvesterId"},
-	"gjh": {"groupJoinHarvester", "harvesterId"},
-	"sjh": {"spaceJoinHarvester", "harvesterId"},
-	"uji": {"userJoinAtmInventory", "atmInventoryId"},
-	"gji": {"groupJoinAtmInventory", "atmInventoryId"},
-}
-
-// InviteTypeName returns Onezone's name of an invite code ("ujg" →
-// "userJoinGroup"); ok is false for a code Onezone does not define.
-func InviteTypeName(code string) (name string, ok bool) {
-	t, ok := inviteTypes[code]
-	return t.name, ok
-}
-
 // Examine decodes s as strictly as Authenticate (size, exactly one
 // macaroon, no third-party caveats, a well-formed identifier) but checks
 // neither the signature nor the caveats: anyone may read what a token
@@ -141,14 +115,14 @@ func typeJSON(t TokenType) (json.RawMessage, error) {
 	case TypeIdentity:
 		v = map[string]any{"identityToken": map[string]any{}}
 	case TypeInvite:
-		it, ok := inviteTypes[t.Code]
+		it, ok := InviteTypeByCode(t.Code)
 		if !ok {
 			return nil, malformed("unknown invite type")
 		}
 		// Onezone defines no invite parameters in JSON: always {}.
 		v = map[string]any{"inviteToken": map[string]any{
-			"inviteType": it.name,
-			it.target:    t.TargetID,
+			"inviteType": it.Name,
+			it.TargetKey: t.TargetID,
 			"parameters": map[string]any{},
 		}}
 	default:

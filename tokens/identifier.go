@@ -44,7 +44,7 @@ const (
 	TypeInvite
 )
 
-// InviteUserJoinGroup is the only invite code this project accepts.
+// InviteUserJoinGroup is the code of userJoinGroup invites.
 const InviteUserJoinGroup = "ujg"
 
 // TokenType is the parsed type segment of an identifier.

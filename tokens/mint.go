@@ -66,10 +66,16 @@ func NewTokenID() string {
 // InviteID returns the identifier of a user-join-group invite into group
 // issued by inviter (a bare user id).
 func InviteID(p Persistence, inviter, group, tokenID string) Identifier {
+	return InviteIDOf(p, UserJoinGroup, inviter, group, tokenID)
+}
+
+// InviteIDOf returns the identifier of an invite of type typ to target
+// issued by inviter (a bare user id).
+func InviteIDOf(p Persistence, typ InviteType, inviter, target, tokenID string) Identifier {
 	return Identifier{
 		Persistence: p,
 		Subject:     Subject{Kind: "usr", ID: inviter},
-		Type:        TokenType{Kind: TypeInvite, Code: InviteUserJoinGroup, TargetID: group},
+		Type:        TokenType{Kind: TypeInvite, Code: typ.Code, TargetID: target},
 		TokenID:     tokenID,
 	}
 }

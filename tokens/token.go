@@ -205,34 +205,10 @@ func (k *Keyring) authenticateView(t *Token, m *macaroonView) error {
 	return nil
 }
 
-// CheckInvite checks t as a user-join-group invite presented by
-// env.UserID. Every caveat must hold; consumer caveats are checked last and
-// fail with KindConsumer, because they need an otherwise valid invite.
+// CheckInvite checks t as a userJoinGroup invite presented by env.UserID
+// for the user to join: CheckJoin with UserJoinGroup, joiner the user.
 func (t *Token) CheckInvite(env *Env) error {
-	if !t.ID.IsGroupInvite() {
-		return &Error{Kind: KindWrongType, Detail: "not a group invite"}
-	}
-	consumers := false
-	for i := range t.Caveats {
-		c := &t.Caveats[i]
-		if c.Kind == CaveatConsumer {
-			consumers = true
-			continue
-		}
-		if err := c.Check(PurposeInvite, env); err != nil {
-			return err
-		}
-	}
-	if consumers {
-		for i := range t.Caveats {
-			if c := &t.Caveats[i]; c.Kind == CaveatConsumer {
-				if err := c.Check(PurposeInvite, env); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
+	return t.CheckJoin(UserJoinGroup, Entity{Type: EntityUser, ID: env.UserID}, env)
 }
 
 // CheckAccess checks t as an access token of a user (subject usr-<id>,
