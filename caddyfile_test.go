@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-groupjoin/caddy-groupjoin/internal/testcaddy"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -530,51 +529,6 @@ func TestAdaptDirectiveOrder(t *testing.T) {
 		}
 		t.Fatalf("handler order %v: want basic_auth and forward_auth before group_join before reverse_proxy", names)
 	}
-}
-
-// routesOf adapts a site body and returns, per handler name, the path
-// matcher of its route and the handler's JSON.
-func routesOf(t *testing.T, site string) map[string]struct {
-	paths   []string
-	handler map[string]any
-} {
-	t.Helper()
-	cfg := testcaddy.Adapt(t, ":8080 {\n"+site+"\n}\n")
-	var doc struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Routes []struct {
-						Match  []map[string]json.RawMessage `json:"match"`
-						Handle []map[string]any             `json:"handle"`
-					} `json:"routes"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(cfg, &doc); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]struct {
-		paths   []string
-		handler map[string]any
-	}{}
-	for _, srv := range doc.Apps.HTTP.Servers {
-		for _, r := range srv.Routes {
-			var paths []string
-			if len(r.Match) > 0 {
-				_ = json.Unmarshal(r.Match[0]["path"], &paths)
-			}
-			for _, h := range r.Handle {
-				name, _ := h["handler"].(string)
-				out[name] = struct {
-					paths   []string
-					handler map[string]any
-				}{paths, h}
-			}
-		}
-	}
-	return out
 }
 
 // The global group_join option becomes the group_join app; each

@@ -1,6 +1,6 @@
 // Package joinpage tests the join page in a real browser: headless
 // Chromium, driven through chromedp, against a real Caddy running this
-// folder's Caddyfile (group_join with preview, file_server, reverse_proxy)
+// folder's Caddyfile (group_join routes and previews, file_server, reverse_proxy)
 // and a small membership backend on loopback.
 package joinpage
 
@@ -32,8 +32,9 @@ import (
 
 const testKey = "join-page-test-key-5c1f0e2a"
 
-// members is the membership backend: it trusts X-User-Id and X-Group-Id
-// (set by group_join), admits a user once per group and answers 409 after.
+// members is the membership backend: it trusts X-User-Id and
+// X-Join-Target-Type/-Id (set by group_join), admits a user once per
+// group or space and answers 409 after.
 type members struct {
 	mu  sync.Mutex
 	set map[string]bool
@@ -43,7 +44,7 @@ type members struct {
 func newMembers(t *testing.T) *members {
 	m := &members{set: map[string]bool{}}
 	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k := r.Header.Get("X-Group-Id") + "/" + r.Header.Get("X-User-Id")
+		k := r.Header.Get("X-Join-Target-Type") + ":" + r.Header.Get("X-Join-Target-Id") + "/" + r.Header.Get("X-User-Id")
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if m.set[k] {
@@ -58,9 +59,13 @@ func newMembers(t *testing.T) *members {
 }
 
 func (m *members) has(group, user string) bool {
+	return m.hasIn("group", group, user)
+}
+
+func (m *members) hasIn(kind, id, user string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.set[group+"/"+user]
+	return m.set[kind+":"+id+"/"+user]
 }
 
 func freePort(t *testing.T) int {
@@ -296,6 +301,35 @@ func TestJoinPageInBrowser(t *testing.T) {
 		p.screenshot("2-joined")
 		expect(t, "join again", p.join(3), "You are already a member of this group.")
 		p.screenshot("3-already-member")
+	})
+
+	t.Run("space invite: join the space", func(t *testing.T) {
+		p := tab(t)
+		ujs, _ := tokens.InviteTypeByName("userJoinSpace")
+		inv := mint(t, tokens.InviteIDOf(tokens.Persistence{Generation: 0}, ujs, "bob", "telescope-data", tokens.NewTokenID()),
+			tokens.TimeCaveat(until))
+		p.open(link + inv)
+		expect(t, "target kind", p.text("target-kind"), "Space")
+		expect(t, "space", p.text("group"), "telescope-data")
+		expect(t, "status", p.text("invite-status"), "You have been invited to join a space.")
+		p.signIn(alice, 2)
+		expect(t, "verdict", p.text("verdict"), "Yes: this invite will work for you.")
+		expect(t, "join", p.join(1), "Done: you are now a member of space telescope-data.")
+		if !backend.hasIn("space", "telescope-data", "alice") || backend.has("telescope-data", "alice") {
+			t.Error("the backend did not admit alice to the space (and only there)")
+		}
+		expect(t, "join again", p.join(2), "You are already a member of this space.")
+		p.screenshot("7-space-joined")
+	})
+
+	t.Run("an invite for a group to join", func(t *testing.T) {
+		p := tab(t)
+		gjg, _ := tokens.InviteTypeByName("groupJoinGroup")
+		inv := mint(t, tokens.InviteIDOf(tokens.Persistence{Generation: 0}, gjg, "bob", "physics", tokens.NewTokenID()),
+			tokens.TimeCaveat(until))
+		p.open(link + inv)
+		expect(t, "status", p.text("invite-status"), "not for a person to accept")
+		expect(t, "verdict", p.text("verdict"), "No usable invite.")
 	})
 
 	t.Run("expired invite", func(t *testing.T) {

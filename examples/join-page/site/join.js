@@ -1,8 +1,9 @@
 // The join page: reads the invite from the URL fragment (it never reaches
 // a server log), shows what it says (POST /tokens/examine), whether it
 // will work for the signed-in user (POST /tokens/verify_invite_token), and
-// joins (POST /user/groups/join). The signed-in user is an Onedata access
-// token kept in sessionStorage and sent as X-Auth-Token.
+// joins through the invite type's route (POST /user/groups/join,
+// /user/spaces/join, …). The signed-in user is an Onedata access token
+// kept in sessionStorage and sent as X-Auth-Token.
 "use strict";
 
 const TOKEN_KEY = "groupjoin.accessToken";
@@ -19,6 +20,21 @@ function inviteFromHash() {
   }
 }
 const invite = inviteFromHash();
+
+// The invites a user accepts for themselves: Onezone's route, what the
+// target is called, and the JSON key of its id in the examined type.
+const USER_JOINS = {
+  userJoinGroup: { path: "/user/groups/join", noun: "group", key: "groupId" },
+  userJoinSpace: { path: "/user/spaces/join", noun: "space", key: "spaceId" },
+  userJoinHarvester: { path: "/user/harvesters/join", noun: "harvester", key: "harvesterId" },
+  userJoinCluster: { path: "/user/clusters/join", noun: "cluster", key: "clusterId" },
+  userJoinAtmInventory: { path: "/user/atm_inventories/join", noun: "automation inventory", key: "atmInventoryId" },
+};
+// The examined invite's type (a key of USER_JOINS), its entry and its
+// target's id, once known.
+let joinType = "";
+let joinKind = null;
+let target = "";
 
 function accessToken() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
@@ -99,7 +115,7 @@ function inviteProblem(body) {
   if (/usage limit/i.test(desc)) return "This invite has been used up: it admits no more members.";
   if (/revoked/i.test(desc)) return "This invite has been revoked.";
   if (/not registered/i.test(desc)) return "This invite is not known here (it may have been withdrawn).";
-  if (/not a group invite/i.test(desc)) return "This is not an invitation to a group.";
+  if (/not a group invite|not a user\w+ invite|not an invite of a type/i.test(desc)) return "This invite cannot be used here.";
   return "This invite is not valid here.";
 }
 
@@ -110,9 +126,9 @@ function answerMessage(r, forJoin) {
       if (!accessToken()) return { text: "This invite is valid: sign in to join.", cls: "ok" };
       return { text: "Yes: this invite will work for you.", cls: "ok" };
     case 201:
-      return { text: "Done: you are now a member of group " + (currentGroup || "") + ".", cls: "ok" };
+      return { text: "Done: you are now a member of " + noun() + " " + target + ".", cls: "ok" };
     case 409:
-      return { text: "You are already a member of this group.", cls: "ok" };
+      return { text: "You are already a member of this " + noun() + ".", cls: "ok" };
     case 400:
       if (code === "invalid_token") return { text: inviteProblem(r.body), cls: "bad" };
       return { text: "The request was refused: " + ((r.body && r.body.error_description) || "invalid request."), cls: "bad" };
@@ -129,7 +145,9 @@ function answerMessage(r, forJoin) {
   return { text: "Something went wrong (status " + r.status + "). Please try again later.", cls: "bad" };
 }
 
-let currentGroup = "";
+function noun() {
+  return joinKind ? joinKind.noun : "group";
+}
 // Each answer shown bumps its element's data-seq: tests (and anyone
 // scripting the page) can wait for the n-th answer.
 function bump(id) {
@@ -154,8 +172,20 @@ async function examine() {
       setText("invite-status", "This link does not contain an invite.", "bad");
       return false;
     }
-    currentGroup = it.groupId || "";
-    setText("group", currentGroup || "(not a group invite: " + it.inviteType + ")");
+    joinType = it.inviteType;
+    joinKind = USER_JOINS[joinType] || null;
+    if (!joinKind) {
+      // A group, space or harvester joins with the other invites: an
+      // administrator does that through the API, not this page.
+      setText("invite-status", "This invite (" + it.inviteType + ") is not for a person to accept: it makes a group, space or harvester join. Use it through the API.", "bad");
+      return false;
+    }
+    target = it[joinKind.key] || "";
+    setText("target-kind", joinKind.noun.charAt(0).toUpperCase() + joinKind.noun.slice(1));
+    setText("group", target);
+    document.title = "Join a " + joinKind.noun;
+    setText("title", "Join a " + joinKind.noun);
+    setText("join", "Join the " + joinKind.noun);
     setText("inviter", subjectName(e.subject));
     const times = e.caveats.filter((c) => c.type === "time").map((c) => c.validUntil);
     setText("expiry", times.length ? formatTime(Math.min(...times)) : "no expiry");
@@ -173,7 +203,7 @@ async function examine() {
       ul.appendChild(li);
     }
     $("invite-details").hidden = false;
-    setText("invite-status", "You have been invited to join a group.");
+    setText("invite-status", "You have been invited to join a " + joinKind.noun + ".");
     return true;
   } catch (err) {
     setText("invite-status", "The invite could not be read (network error).", "bad");
@@ -206,7 +236,7 @@ async function verify() {
     return;
   }
   try {
-    const r = await post("/tokens/verify_invite_token", invite, true, { expectedInviteType: "userJoinGroup" });
+    const r = await post("/tokens/verify_invite_token", invite, true, { expectedInviteType: joinType || "userJoinGroup" });
     const m = answerMessage(r, false);
     setText("verdict", m.text, m.cls);
   } catch (err) {
@@ -219,7 +249,7 @@ async function join() {
   const btn = $("join");
   btn.disabled = true;
   try {
-    const r = await post("/user/groups/join", invite, true);
+    const r = await post(joinKind ? joinKind.path : "/user/groups/join", invite, true);
     const m = answerMessage(r, true);
     setText("result", m.text, m.cls);
   } catch (err) {
