@@ -99,7 +99,7 @@ func Tree() Command {
 				Short: "Mints an invite or access token in Onedata's form",
 				Long:  mintHelp,
 				Subcommands: []Command{
-					{Name: "invite", Usage: "--group <id> --inviter <user> [flags]", Short: "Mints a user-join-group invite token", Long: mintInviteHelp},
+					{Name: "invite", Usage: "[--type <invite type>] --group|--space|--harvester|--cluster|--atm-inventory <id> --inviter <user> [flags]", Short: "Mints an invite token (userJoinGroup by default)", Long: mintInviteHelp},
 					{Name: "access", Usage: "--user <id> [flags]", Short: "Mints a user's access token", Long: mintAccessHelp},
 				},
 			},

@@ -549,19 +549,48 @@ func TestOnedataVectors(t *testing.T) {
 			if v.Secret == "" {
 				return
 			}
-			// With the key: the signature verifies. None of these is a
-			// user-join-group invite or an access token group_join would
-			// accept here, so the check fails (exit 1), and says why.
+			// With the key: the signature verifies. The invites without
+			// caveats are valid as their own type's join (gjg, ujs); the
+			// others carry caveats that fail here (an ip, a data caveat),
+			// so the check fails (exit 1), and says why.
 			h.secrets = append(h.secrets, v.Secret)
-			rep = h.inspectJSON(1, "--key", v.Secret, v.Token)
-			if rep.Signature != "valid" || rep.Valid == nil || *rep.Valid || rep.Error == "" {
-				t.Errorf("verified report %+v", rep)
+			if len(v.Caveats) == 0 && strings.Contains(v.Identifier, "/") {
+				rep = h.inspectJSON(0, "--key", v.Secret, v.Token)
+				if rep.Signature != "valid" || rep.Valid == nil || !*rep.Valid || rep.CheckedAs != "invite" {
+					t.Errorf("verified report %+v", rep)
+				}
+			} else {
+				rep = h.inspectJSON(1, "--key", v.Secret, v.Token)
+				if rep.Signature != "valid" || rep.Valid == nil || *rep.Valid || rep.Error == "" {
+					t.Errorf("verified report %+v", rep)
+				}
 			}
 			rep = h.inspectJSON(1, "--key", "not-"+v.Secret, v.Token)
 			if rep.Signature != "invalid" {
 				t.Errorf("wrong-key report %+v", rep)
 			}
 		})
+	}
+}
+
+// Every join's invite type is minted with its target flag, and inspect
+// verifies it as that type's invite.
+func TestMintInviteTypes(t *testing.T) {
+	h := newHarness(t)
+	for _, typ := range tokens.InviteTypes() {
+		if !typ.Join {
+			continue
+		}
+		flag := "--" + strings.ReplaceAll(typ.Target.String(), "_", "-")
+		tok := h.mint("invite", "--type", typ.Name, flag, "x1", "--inviter", "bob", "--key", testKey)
+		rep := h.inspectJSON(0, "--key", testKey, tok)
+		if rep.Identifier.InviteCode != typ.Code || rep.Identifier.InviteTarget != "x1" || rep.Valid == nil || !*rep.Valid {
+			t.Errorf("%s: %+v %+v", typ.Name, rep, rep.Identifier)
+		}
+		out := h.must(0, "inspect", tok).stdout
+		if !strings.Contains(out, "invite, "+typ.Name) || !strings.Contains(out, "x1 ("+typ.Target.String()+")") {
+			t.Errorf("%s: inspect says\n%s", typ.Name, out)
+		}
 	}
 }
 
@@ -577,6 +606,11 @@ func TestBadInput(t *testing.T) {
 		inErr string
 	}{
 		{"no key", invite, 2, "no key"},
+		{"unknown type", with("--type", "userJoinEverything", "--key", testKey), 2, `--type: "userJoinEverything" is not an invite a join consumes`},
+		{"type no join consumes", with("--type", "supportSpace", "--key", testKey), 2, "groupJoinAtmInventory"},
+		{"target of another type", with("--type", "userJoinSpace", "--key", testKey), 2, "--group: a userJoinSpace invite names its target with --space"},
+		{"no target", []string{"mint", "invite", "--type", "groupJoinCluster", "--inviter", "bob", "--key", testKey}, 2, "--cluster is required (the cluster to join)"},
+		{"bad target", []string{"mint", "invite", "--type", "userJoinAtmInventory", "--atm-inventory", "a/b", "--inviter", "bob", "--key", testKey}, 2, `--atm-inventory: "a/b" is not a valid id`},
 		{"key-env unset", with("--key-env", "NOPE"), 2, "NOPE is unset or empty"},
 		{"key-file missing", with("--key-file", "/nonexistent/key"), 2, "--key-file"},
 		{"empty key", with("--key", ""), 2, "--key is empty"},

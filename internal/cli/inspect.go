@@ -310,7 +310,13 @@ func examine(raw string, v *tokens.Verifier, gens map[uint64][]byte, env *tokens
 		}
 	}
 	if purpose == tokens.PurposeInvite {
-		err = tok.CheckInvite(env)
+		// As the invite of its own type's join; no joiner is named.
+		typ, _ := tokens.InviteTypeByCode(tok.ID.Type.Code)
+		if !typ.Join {
+			typ = tokens.UserJoinGroup // refused as the wrong type
+		}
+		env.JoinTarget = typ.Target
+		err = tok.CheckJoin(typ, tokens.Entity{}, env)
 	} else {
 		err = tok.CheckAccess(env)
 	}
@@ -470,14 +476,15 @@ func printReport(w io.Writer, rep *Report, env *tokens.Env) {
 			line("  type", "identity token")
 		case "invite":
 			what := "invite"
-			if id.InviteCode == tokens.InviteUserJoinGroup {
-				what = "invite, user join group"
+			typ, known := tokens.InviteTypeByCode(id.InviteCode)
+			if known {
+				what = "invite, " + typ.Name
 			}
 			line("  type", "%s (%s)", id.Type, what)
 			line("  invite code", "%s", id.InviteCode)
 			target := id.InviteTarget
-			if id.InviteCode == tokens.InviteUserJoinGroup {
-				target += " (group)"
+			if known {
+				target += " (" + typ.Target.String() + ")"
 			}
 			line("  target", "%s", target)
 			if id.InviteParams != "" {

@@ -71,9 +71,14 @@ func (r *Runner) mintInvite(args []string) int {
 	const path = "mint invite"
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
 	var mf mintFlags
-	var group, inviter string
+	var typeName, inviter string
+	targets := map[tokens.EntityType]*string{}
+	for _, t := range []tokens.EntityType{tokens.EntityGroup, tokens.EntitySpace, tokens.EntityHarvester, tokens.EntityCluster, tokens.EntityAtmInventory} {
+		targets[t] = new(string)
+		fs.StringVar(targets[t], targetFlag(t), "", "")
+	}
 	var consumers listFlag
-	fs.StringVar(&group, "group", "", "")
+	fs.StringVar(&typeName, "type", tokens.UserJoinGroup.Name, "")
 	fs.StringVar(&inviter, "inviter", "", "")
 	fs.Var(&consumers, "consumer", "")
 	fs.StringVar(&mf.link, "link", "", "")
@@ -96,11 +101,22 @@ func (r *Runner) mintInvite(args []string) int {
 			return r.usageErr(path, "--link: %v", err)
 		}
 	}
+	typ, ok := tokens.InviteTypeByName(typeName)
+	if !ok || !typ.Join {
+		return r.usageErr(path, "--type: %q is not an invite a join consumes (want %s)", typeName, joinTypeNames())
+	}
+	want := "--" + targetFlag(typ.Target)
+	for t, v := range targets {
+		if *v != "" && t != typ.Target {
+			return r.usageErr(path, "--%s: a %s invite names its target with %s", targetFlag(t), typ.Name, want)
+		}
+	}
+	target := *targets[typ.Target]
 	switch {
-	case group == "":
-		return r.usageErr(path, "--group is required")
-	case !tokens.ValidID(group):
-		return r.usageErr(path, "--group: %q is not a valid id (1-256 of A-Z a-z 0-9 . _ ~ @ -)", group)
+	case target == "":
+		return r.usageErr(path, "%s is required (the %s to join)", want, typ.Target)
+	case !tokens.ValidID(target):
+		return r.usageErr(path, "%s: %q is not a valid id (1-256 of A-Z a-z 0-9 . _ ~ @ -)", want, target)
 	case inviter == "":
 		return r.usageErr(path, "--inviter is required")
 	case !tokens.ValidID(inviter):
@@ -119,8 +135,24 @@ func (r *Runner) mintInvite(args []string) int {
 		pre = append(pre, c)
 	}
 	return r.mint(path, fs, &mf, tokens.PurposeInvite, DefaultInviteTTL, pre, func(p tokens.Persistence, tokenID string) tokens.Identifier {
-		return tokens.InviteID(p, inviter, group, tokenID)
+		return tokens.InviteIDOf(p, typ, inviter, target, tokenID)
 	})
+}
+
+// targetFlag is the flag naming an invite's target of type t.
+func targetFlag(t tokens.EntityType) string {
+	return strings.ReplaceAll(t.String(), "_", "-")
+}
+
+// joinTypeNames lists the invite types a join consumes.
+func joinTypeNames() string {
+	var names []string
+	for _, t := range tokens.InviteTypes() {
+		if t.Join {
+			names = append(names, t.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 func (r *Runner) mintAccess(args []string) int {

@@ -49,12 +49,25 @@ Run 'caddy group-join mint invite --help' or 'caddy group-join mint access
 --help' for the flags.
 `
 
-const mintInviteHelp = `Mints a user-join-group (ujg) invite into a group and prints it on stdout
-in Onedata's serialized form, one line. Identifier:
-2/<persistence>/usr-<inviter>/ujg:<group>:/<token id>.
+const mintInviteHelp = `Mints an invite of one of Onezone's join types (default userJoinGroup)
+and prints it on stdout in Onedata's serialized form, one line.
+Identifier: 2/<persistence>/usr-<inviter>/<code>:<target>:/<token id>,
+e.g. ujg:<group> for userJoinGroup, ujs:<space> for userJoinSpace.
 
 Token:
-  --group <id>                 the group to join (required)
+  --type <invite type>         userJoinGroup (default), groupJoinGroup,
+                               userJoinSpace, groupJoinSpace,
+                               harvesterJoinSpace, userJoinHarvester,
+                               groupJoinHarvester, spaceJoinHarvester,
+                               userJoinCluster, groupJoinCluster,
+                               userJoinAtmInventory, groupJoinAtmInventory
+  --group <id>                 the group to join (required for the
+                               *JoinGroup types)
+  --space <id>                 the space to join (*JoinSpace)
+  --harvester <id>             the harvester to join (*JoinHarvester)
+  --cluster <id>               the cluster to join (*JoinCluster)
+  --atm-inventory <id>         the automation inventory to join
+                               (*JoinAtmInventory)
   --inviter <user>             bare user id of the inviter: the subject
                                usr-<user> (required)
   --persistence nmd|tmp        named, or temporary (default tmp: valid on its
