@@ -207,7 +207,13 @@ type exampleAnswer struct {
 // join posts an invite to the join path with headers (name, value pairs).
 func (s *exampleSite) join(t *testing.T, inviteToken string, headers ...string) exampleAnswer {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.url+"/user/groups/join", strings.NewReader(joinBody(inviteToken)))
+	return s.joinAt(t, "/user/groups/join", inviteToken, headers...)
+}
+
+// joinAt posts a join to the route at path.
+func (s *exampleSite) joinAt(t *testing.T, path, inviteToken string, headers ...string) exampleAnswer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.url+path, strings.NewReader(joinBody(inviteToken)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,9 +360,37 @@ func testExampleMinimal(t *testing.T, bin string) {
 	expectAnswer(t, s.join(t, other, "X-Auth-Token", alice), http.StatusBadRequest,
 		`{"error":"invalid_token","error_description":"Provided token could not be validated."}`)
 
-	expectNoSecrets(t, s, inv, alice, bob, carol, opsInv, exampleKey)
-	if logs := s.logs(t); !strings.Contains(logs, `"outcome":"joined"`) || !strings.Contains(logs, `"user_id":"alice"`) {
-		t.Errorf("group_join did not log the join:\n%s", logs)
+	// The other joins the example backend serves: a space, and a group
+	// joining a parent group (alice holds group_add_parent in operators,
+	// bob does not: the backend's check).
+	ujs, _ := tokens.InviteTypeByName("userJoinSpace")
+	gjg, _ := tokens.InviteTypeByName("groupJoinGroup")
+	space := mintT(t, exampleKey, tokens.InviteIDOf(tmp(0), ujs, "bob", "datasets", tokens.NewTokenID()))
+	if a := s.joinAt(t, "/user/spaces/join", space, "X-Auth-Token", alice); a.status != http.StatusCreated || a.header.Get("Location") != "/user/spaces/datasets" {
+		t.Fatalf("space join: %d %q %s", a.status, a.header.Get("Location"), a.body)
+	}
+	expectAnswer(t, s.joinAt(t, "/user/spaces/join", inv, "X-Auth-Token", alice), http.StatusBadRequest,
+		`{"error":"invalid_token","error_description":"Provided token is not a userJoinSpace invite."}`)
+	parent := mintT(t, exampleKey, tokens.InviteIDOf(tmp(0), gjg, "carol", "developers", tokens.NewTokenID()))
+	expectAnswer(t, s.joinAt(t, "/groups/operators/parents/join", parent, "X-Auth-Token", bob), http.StatusForbidden,
+		`{"error":"forbidden","error_description":"You lack group_add_parent in the joining group."}`+"\n")
+	if a := s.joinAt(t, "/groups/operators/parents/join", parent, "X-Auth-Token", alice); a.status != http.StatusCreated || a.header.Get("Location") != "/groups/operators/parents/developers" {
+		t.Fatalf("parent join: %d %q %s", a.status, a.header.Get("Location"), a.body)
+	}
+	self := mintT(t, exampleKey, tokens.InviteIDOf(tmp(0), gjg, "carol", "operators", tokens.NewTokenID()))
+	expectAnswer(t, s.joinAt(t, "/groups/operators/parents/join", self, "X-Auth-Token", alice), http.StatusBadRequest,
+		`{"error":"invalid_request","error_description":"An entity cannot join itself: the invite's target is the joining entity."}`)
+	// A route the backend does not serve: verified at the edge, its 404
+	// passes through.
+	ujc, _ := tokens.InviteTypeByName("userJoinCluster")
+	cluster := mintT(t, exampleKey, tokens.InviteIDOf(tmp(0), ujc, "bob", "c1", tokens.NewTokenID()))
+	expectAnswer(t, s.joinAt(t, "/user/clusters/join", cluster, "X-Auth-Token", alice), http.StatusNotFound,
+		`{"error":"not_found","error_description":"Resource not found."}`+"\n")
+
+	expectNoSecrets(t, s, inv, alice, bob, carol, opsInv, exampleKey, space, parent)
+	if logs := s.logs(t); !strings.Contains(logs, `"outcome":"joined"`) || !strings.Contains(logs, `"user_id":"alice"`) ||
+		!strings.Contains(logs, `"joining_group_id":"operators"`) {
+		t.Errorf("group_join did not log the joins:\n%s", logs)
 	}
 }
 

@@ -121,6 +121,10 @@ Again:   HTTP/1.1 409 Conflict  {"error":"already_member",...}
 Members: curl http://$GROUP_JOIN_BACKEND/groups/developers/members   -> ["alice"]
 
 Mint more:  $work/bin/caddy group-join mint invite --group operators --inviter bob --key-file $work/key
+Other joins the example backend serves, with the same access token:
+  a space:   --type userJoinSpace --space datasets       POST /user/spaces/join
+  a group:   --type groupJoinGroup --group developers    POST /groups/operators/parents/join
+             (alice holds group_add_parent in operators; the backend checks it)
 Inspect:    $work/bin/caddy group-join inspect --key-file $work/key '<token>'
 Ctrl-C stops Caddy and the backend and removes $work.
 ================================================================================

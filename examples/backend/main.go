@@ -1,7 +1,8 @@
 // Command backend is a small example membership backend for the group_join
 // Caddy plugin. It is meant to sit behind the edge: the edge validates the
-// invite token and the caller, then forwards POST /user/groups/join here with
-// X-User-Id, X-Group-Id, X-Invite-Token-Id and X-Invite-Issuer set.
+// invite token and the caller, then forwards POST /user/groups/join,
+// /user/spaces/join and /groups/{id}/parents/join here with X-User-Id,
+// X-Invite-Type, X-Join-* and X-Invite-* set.
 //
 // This backend trusts those headers and does no authentication of its own,
 // so only the edge may be able to reach it: bind it to loopback or a private
@@ -25,21 +26,27 @@ import (
 )
 
 const (
-	defaultListen = "127.0.0.1:8081"
-	defaultDB     = ":memory:"
-	defaultGroups = "developers,operators"
+	defaultListen     = "127.0.0.1:8081"
+	defaultDB         = ":memory:"
+	defaultGroups     = "developers,operators"
+	defaultSpaces     = "datasets"
+	defaultPrivileges = "operators:alice:group_add_parent"
 
-	envListen = "MEMBERSHIP_LISTEN"
-	envDB     = "MEMBERSHIP_DB"
-	envGroups = "MEMBERSHIP_GROUPS"
+	envListen     = "MEMBERSHIP_LISTEN"
+	envDB         = "MEMBERSHIP_DB"
+	envGroups     = "MEMBERSHIP_GROUPS"
+	envSpaces     = "MEMBERSHIP_SPACES"
+	envPrivileges = "MEMBERSHIP_PRIVILEGES"
 
 	shutdownTimeout = 10 * time.Second
 )
 
 type config struct {
-	listen string
-	db     string
-	groups []string
+	listen     string
+	db         string
+	groups     []string
+	spaces     []string
+	privileges []grant
 }
 
 // parseConfig reads the flags; each flag falls back to an environment
@@ -59,7 +66,15 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		"SQLite database: a file path, a file: URI, or :memory: (env "+envDB+")")
 	groups := fs.String("groups", orDefault(envGroups, defaultGroups),
 		"comma-separated group ids created at start if missing (env "+envGroups+")")
+	spaces := fs.String("spaces", orDefault(envSpaces, defaultSpaces),
+		"comma-separated space ids created at start if missing (env "+envSpaces+")")
+	privileges := fs.String("privileges", orDefault(envPrivileges, defaultPrivileges),
+		"comma-separated <group>:<user>:<privilege> granted at start, e.g. operators:alice:group_add_parent (env "+envPrivileges+")")
 	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	grants, err := parseGrants(*privileges)
+	if err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
@@ -68,7 +83,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	if strings.TrimSpace(*listen) == "" {
 		return config{}, errors.New("-listen must not be empty")
 	}
-	return config{listen: *listen, db: *db, groups: parseGroups(*groups)}, nil
+	return config{listen: *listen, db: *db, groups: parseGroups(*groups), spaces: parseGroups(*spaces), privileges: grants}, nil
 }
 
 // lookup returns the value of env if it is set and not blank.
@@ -114,6 +129,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := ensureGroups(ctx, db, cfg.groups); err != nil {
 		return err
 	}
+	if err := ensureSpaces(ctx, db, cfg.spaces); err != nil {
+		return err
+	}
+	if err := ensureGrants(ctx, db, cfg.privileges); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -128,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("starting", "addr", ln.Addr().String(), "db", cfg.db, "groups", cfg.groups)
+	logger.Info("starting", "addr", ln.Addr().String(), "db", cfg.db, "groups", cfg.groups, "spaces", cfg.spaces)
 	fmt.Fprintf(stdout, "membership backend listening on http://%s\n", ln.Addr())
 
 	serveErr := make(chan error, 1)

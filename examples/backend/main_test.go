@@ -420,15 +420,15 @@ func TestParseConfig(t *testing.T) {
 		want config
 	}{
 		{"defaults", nil, nil,
-			config{listen: "127.0.0.1:8081", db: ":memory:", groups: []string{"developers", "operators"}}},
-		{"env", nil, map[string]string{envListen: "127.0.0.1:9000", envDB: "/tmp/x.db", envGroups: "a, b,,a"},
-			config{listen: "127.0.0.1:9000", db: "/tmp/x.db", groups: []string{"a", "b"}}},
+			config{listen: "127.0.0.1:8081", db: ":memory:", groups: []string{"developers", "operators"}, spaces: []string{"datasets"}, privileges: []grant{{"operators", "alice", "group_add_parent"}}}},
+		{"env", nil, map[string]string{envListen: "127.0.0.1:9000", envDB: "/tmp/x.db", envGroups: "a, b,,a", envSpaces: "s1,s2", envPrivileges: "a:bob:group_add_parent"},
+			config{listen: "127.0.0.1:9000", db: "/tmp/x.db", groups: []string{"a", "b"}, spaces: []string{"s1", "s2"}, privileges: []grant{{"a", "bob", "group_add_parent"}}}},
 		{"blank env ignored", nil, map[string]string{envListen: " ", envDB: ""},
-			config{listen: "127.0.0.1:8081", db: ":memory:", groups: []string{"developers", "operators"}}},
-		{"flags win", []string{"-listen", "10.0.0.1:1", "-db=m.db", "-groups", "x"},
+			config{listen: "127.0.0.1:8081", db: ":memory:", groups: []string{"developers", "operators"}, spaces: []string{"datasets"}, privileges: []grant{{"operators", "alice", "group_add_parent"}}}},
+		{"flags win", []string{"-listen", "10.0.0.1:1", "-db=m.db", "-groups", "x", "-spaces", "y", "-privileges", "x:u:p"},
 			map[string]string{envListen: "127.0.0.1:9000", envDB: "/tmp/x.db", envGroups: "a"},
-			config{listen: "10.0.0.1:1", db: "m.db", groups: []string{"x"}}},
-		{"no groups", []string{"-groups", ""}, nil,
+			config{listen: "10.0.0.1:1", db: "m.db", groups: []string{"x"}, spaces: []string{"y"}, privileges: []grant{{"x", "u", "p"}}}},
+		{"no groups", []string{"-groups", "", "-spaces", "", "-privileges", ""}, nil,
 			config{listen: "127.0.0.1:8081", db: ":memory:", groups: nil}},
 	}
 	for _, tc := range cases {
@@ -442,7 +442,7 @@ func TestParseConfig(t *testing.T) {
 			}
 		})
 	}
-	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-listen", ""}} {
+	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-listen", ""}, {"-privileges", "a:b"}, {"-privileges", "a::p"}} {
 		if _, err := parseConfig(args, env(nil), io.Discard); err == nil {
 			t.Errorf("parseConfig(%q): no error", args)
 		}
@@ -493,7 +493,7 @@ func startRun(t *testing.T, args ...string) (string, func() error) {
 func TestRun(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "members.db")
 
-	base, stop := startRun(t, "-listen", "127.0.0.1:0", "-db", dbPath, "-groups", "developers, qa")
+	base, stop := startRun(t, "-listen", "127.0.0.1:0", "-db", dbPath, "-groups", "developers, qa", "-privileges", "")
 	if a := do(t, http.MethodGet, base+"/healthz", nil, ""); a.status != http.StatusOK {
 		t.Fatalf("healthz: %d", a.status)
 	}
@@ -517,6 +517,15 @@ func TestRun(t *testing.T) {
 		t.Fatalf("join operators: %d %q", a.status, a.body)
 	}
 	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// A privilege in a group that is not created fails the start, and says
+// what to do.
+func TestRunGrantUnknownGroup(t *testing.T) {
+	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-groups", "qa"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `no group "operators" (list it in -groups`) {
 		t.Fatalf("run: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -15,10 +16,13 @@ import (
 // before setting them, so when a request arrives here they carry the edge's
 // verdict: the invite was valid and the caller is X-User-Id.
 const (
-	hdrUserID  = "X-User-Id"
-	hdrGroupID = "X-Group-Id"
-	hdrTokenID = "X-Invite-Token-Id"
-	hdrIssuer  = "X-Invite-Issuer"
+	hdrUserID     = "X-User-Id"
+	hdrGroupID    = "X-Group-Id"
+	hdrTokenID    = "X-Invite-Token-Id"
+	hdrIssuer     = "X-Invite-Issuer"
+	hdrInviteType = "X-Invite-Type"
+	hdrEntityID   = "X-Join-Entity-Id"
+	hdrTargetID   = "X-Join-Target-Id"
 )
 
 // Error codes, matching the {"error", "error_description"} body the edge
@@ -26,6 +30,7 @@ const (
 const (
 	codeInvalidRequest   = "invalid_request"
 	codeNotFound         = "not_found"
+	codeForbidden        = "forbidden"
 	codeAlreadyMember    = "already_member"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeInternalError    = "internal_error"
@@ -33,6 +38,7 @@ const (
 
 const (
 	descGroupNotFound = "Group not found."
+	descSpaceNotFound = "Space not found."
 	descAlreadyMember = "User is already a member of this group."
 )
 
@@ -61,6 +67,10 @@ func newServer(db *sql.DB, logger *slog.Logger) http.Handler {
 		mux.HandleFunc(path, methodNotAllowed(method))
 	}
 	route(http.MethodPost, "/user/groups/join", s.handleJoin)
+	route(http.MethodPost, "/user/spaces/join", s.handleJoinSpace)
+	route(http.MethodPost, "/groups/{group}/parents/join", s.handleJoinParent)
+	route(http.MethodGet, "/spaces/{space}/members", s.handleListSpaceMembers)
+	route(http.MethodGet, "/groups/{group}/parents", s.handleListParents)
 	route(http.MethodPut, "/groups/{group}/members/{user}", s.handlePutMember)
 	route(http.MethodGet, "/groups/{group}/members", s.handleListMembers)
 	route(http.MethodGet, "/healthz", handleHealth)
@@ -89,6 +99,110 @@ func (s *server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	// The edge turns any 2xx into 201 Created + Location.
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// edgeJoin reads what the edge verified for a join of type inviteType: the
+// caller, the joined entity's id and the invite's id. It writes a 400 and
+// reports false when a header is missing or names another invite type
+// (the edge sends X-Invite-Type with every join; a request verified for
+// another route must not be taken for this one).
+func edgeJoin(w http.ResponseWriter, r *http.Request, inviteType string) (userID, targetID, tokenID string, ok bool) {
+	typ, ok := singleHeader(w, r, hdrInviteType)
+	if !ok {
+		return "", "", "", false
+	}
+	if typ != inviteType {
+		writeError(w, http.StatusBadRequest, codeInvalidRequest, "This route takes "+inviteType+" invites, not "+typ+".")
+		return "", "", "", false
+	}
+	if userID, ok = singleHeader(w, r, hdrUserID); !ok {
+		return "", "", "", false
+	}
+	if targetID, ok = singleHeader(w, r, hdrTargetID); !ok {
+		return "", "", "", false
+	}
+	return userID, targetID, strings.TrimSpace(r.Header.Get(hdrTokenID)), true
+}
+
+// handleJoinSpace serves POST /user/spaces/join: the caller joins the
+// space the invite names.
+func (s *server) handleJoinSpace(w http.ResponseWriter, r *http.Request) {
+	userID, spaceID, tokenID, ok := edgeJoin(w, r, "userJoinSpace")
+	if !ok {
+		return
+	}
+	err := addSpaceMember(r.Context(), s.db, spaceID, userID, tokenID, s.now())
+	s.answerJoin(w, r, err, "space_id", spaceID, "user_id", userID, "token_id", tokenID)
+}
+
+// handleJoinParent serves POST /groups/{group}/parents/join: group
+// {group} joins the group the invite names, on behalf of the caller, who
+// must hold group_add_parent in {group}. The edge verified the invite and
+// the caller; the privilege is this backend's to check, and so is whether
+// the issuer may still invite (this example does not model inviters'
+// privileges).
+func (s *server) handleJoinParent(w http.ResponseWriter, r *http.Request) {
+	userID, parentID, tokenID, ok := edgeJoin(w, r, "groupJoinGroup")
+	if !ok {
+		return
+	}
+	childID := r.PathValue("group")
+	if entity, ok := singleHeader(w, r, hdrEntityID); !ok {
+		return
+	} else if entity != childID {
+		writeError(w, http.StatusBadRequest, codeInvalidRequest, "The joining group in the path and X-Join-Entity-Id differ.")
+		return
+	}
+	err := addParent(r.Context(), s.db, childID, parentID, userID, tokenID, s.now())
+	s.answerJoin(w, r, err, "group_id", childID, "parent_id", parentID, "user_id", userID, "token_id", tokenID)
+}
+
+// answerJoin writes the answer of a space or parent join from its error.
+func (s *server) answerJoin(w http.ResponseWriter, r *http.Request, err error, attrs ...any) {
+	log := s.logger.With(append(attrs, "issuer", r.Header.Get(hdrIssuer))...)
+	switch {
+	case err == nil:
+		log.Info("relation created")
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, errSpaceNotFound):
+		writeError(w, http.StatusNotFound, codeNotFound, descSpaceNotFound)
+	case errors.Is(err, errGroupNotFound):
+		writeError(w, http.StatusNotFound, codeNotFound, descGroupNotFound)
+	case errors.Is(err, errAlreadyMember):
+		writeError(w, http.StatusConflict, codeAlreadyMember, "The relation already exists.")
+	case errors.Is(err, errNoPrivilege):
+		log.Info("join refused: privilege missing")
+		writeError(w, http.StatusForbidden, codeForbidden, "You lack "+privAddParent+" in the joining group.")
+	case errors.Is(err, errSelfJoin):
+		writeError(w, http.StatusBadRequest, codeInvalidRequest, "A group cannot join itself.")
+	default:
+		log.Error("join failed", "err", err)
+		writeError(w, http.StatusInternalServerError, codeInternalError, "Internal server error.")
+	}
+}
+
+// handleListSpaceMembers serves GET /spaces/{space}/members.
+func (s *server) handleListSpaceMembers(w http.ResponseWriter, r *http.Request) {
+	s.list(w, r, listSpaceMembers, r.PathValue("space"), descSpaceNotFound)
+}
+
+// handleListParents serves GET /groups/{group}/parents: the groups it
+// joined.
+func (s *server) handleListParents(w http.ResponseWriter, r *http.Request) {
+	s.list(w, r, listParents, r.PathValue("group"), descGroupNotFound)
+}
+
+func (s *server) list(w http.ResponseWriter, r *http.Request, query func(context.Context, *sql.DB, string) ([]string, error), id, notFound string) {
+	ids, err := query(r.Context(), s.db, id)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, ids)
+	case errors.Is(err, errGroupNotFound), errors.Is(err, errSpaceNotFound):
+		writeError(w, http.StatusNotFound, codeNotFound, notFound)
+	default:
+		s.logger.Error("list failed", "id", id, "err", err)
+		writeError(w, http.StatusInternalServerError, codeInternalError, "Internal server error.")
+	}
 }
 
 // handlePutMember serves PUT /groups/{group}/members/{user}: the same join

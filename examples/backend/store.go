@@ -83,7 +83,7 @@ func openDB(dsn string) (*sql.DB, error) {
 
 // initSchema creates the tables if they do not exist yet.
 func initSchema(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if _, err := db.ExecContext(ctx, schema+relationsSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	return nil
