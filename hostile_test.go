@@ -822,7 +822,7 @@ func TestConnectionHeaderCannotStripIdentity(t *testing.T) {
 	e := startEdge(t, edgeOpts{options: "key " + testSecret})
 	user := access(t, "alice")
 	for _, c := range []struct{ name, connection string }{
-		{"all four", "X-User-Id, X-Group-Id, X-Invite-Token-Id, X-Invite-Issuer"},
+		{"all of them", strings.Join(upstreamHeaders[:], ", ")},
 		{"lower case with keep-alive", "keep-alive, x-user-id"},
 		{"upgrade", "Upgrade, X-Group-Id"},
 	} {
@@ -838,7 +838,8 @@ func TestConnectionHeaderCannotStripIdentity(t *testing.T) {
 				t.Fatalf("backend saw %d requests", len(reqs))
 			}
 			h := reqs[0].header
-			want := map[string]string{"X-User-Id": "alice", "X-Group-Id": "g7", "X-Invite-Issuer": "usr-bob"}
+			want := map[string]string{"X-User-Id": "alice", "X-Group-Id": "g7", "X-Invite-Issuer": "usr-bob",
+				"X-Invite-Type": "userJoinGroup", "X-Join-Entity-Id": "alice", "X-Join-Target-Id": "g7"}
 			for k, v := range want {
 				if got := h.Values(k); len(got) != 1 || got[0] != v {
 					t.Errorf("backend %s = %q, want %q", k, got, v)

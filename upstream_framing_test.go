@@ -36,6 +36,11 @@ var framingPool = []string{
 	"X-Group-Id: g-mallory",
 	"X-Invite-Issuer: usr-mallory",
 	"X-Invite-Token-Id: mallory",
+	"X-Invite-Type: groupJoinGroup",
+	"X-Join-Entity-Id: mallory",
+	"x-join-target_id: g-mallory",
+	"X-Join-Entity-Type: group",
+	"X-Join-Target-Type: space",
 	"X-Note: a\r\n b",               // obs-fold (net/http joins it: "a b")
 	"X-User-Id: alice\r\n\tmallory", // obs-fold onto an edge-owned name
 	"Connection: X-User-Id, X-Group-Id",
@@ -62,6 +67,7 @@ var framingTrailers = []string{
 	"X-Group-Id: g-mallory",
 	"x-invite-issuer: usr-mallory",
 	"X-Invite-Token-Id: mallory",
+	"X-Join-Target-Id: g-mallory",
 	"X-Note: mallory",
 }
 
@@ -208,6 +214,12 @@ func TestRawFramingProperty(t *testing.T) {
 		}
 		if v := r.header["X-Invite-Token-Id"]; len(v) != 1 || v[0] == "" {
 			t.Errorf("%s: X-Invite-Token-Id %q", group, v)
+		}
+		want := edgeHeaders("alice", "userJoinGroup", "alice", group, "", "usr-bob")
+		for _, k := range []string{"X-Invite-Type", "X-Join-Entity-Type", "X-Join-Entity-Id", "X-Join-Target-Type", "X-Join-Target-Id"} {
+			if v := r.header[k]; len(v) != 1 || v[0] != want.Get(k) {
+				t.Errorf("%s: %s %q, want %q", group, k, v, want.Get(k))
+			}
 		}
 		if string(r.body) != body || r.contentLength != int64(len(body)) || len(r.transferEncoding) != 0 || len(r.trailer) != 0 {
 			t.Errorf("%s: body %q (Content-Length %d, Transfer-Encoding %q, trailers %v), want %q with its length",
