@@ -98,9 +98,18 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	if a != nil {
 		return refuse(*a, nil)
 	}
-	req, a := verifyFields(body, h.servedTypes())
+	served := h.servedTypes()
+	req, a := verifyFields(body, served)
 	if a != nil {
 		return refuse(*a, nil)
+	}
+	// The caller's api caveats are checked against the join verified for:
+	// the expected type's, the one type served, else a group's.
+	switch {
+	case req.expected.Code != "":
+		env.JoinTarget = req.expected.Target
+	case len(served) == 1:
+		env.JoinTarget = served[0].Target
 	}
 
 	// The caller: consumerToken names them explicitly (null: nobody);
@@ -128,7 +137,6 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	defer slot.Release()
 	// Against expectedInviteType, or else the invite's own type when it is
 	// served here; no joiner is named, so a self-join is not looked for.
-	served := h.servedTypes()
 	wrongType := "Provided token is not an invite of a type served here."
 	switch {
 	case req.expected.Code != "":
@@ -145,9 +153,6 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 		}
-		// The api caveats of a consumerToken were checked against a group
-		// join (it names no route); the invite's own target here.
-		env.JoinTarget = typ.Target
 		return t.CheckJoin(typ, tokens.Entity{}, env)
 	})
 	if err != nil {

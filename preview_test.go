@@ -423,3 +423,58 @@ func TestPreviewJSONConfig(t *testing.T) {
 		t.Errorf("join: %d %s", code, body)
 	}
 }
+
+// verify_invite_token serves every type the joins on its configuration
+// serve: with expectedInviteType naming one of them, or without it (the
+// invite's own type, when served); a type no join serves is refused.
+func TestPreviewVerifyServedTypes(t *testing.T) {
+	f := newPreviewFixture(t)
+	_ = sibling(t, f.h, "userJoinSpace")
+	_ = sibling(t, f.h, "groupJoinGroup")
+	alice := access(t, "alice")
+	mint := func(name, target string) string {
+		typ, _ := tokens.InviteTypeByName(name)
+		return mintT(t, testSecret, tokens.InviteIDOf(tokens.Persistence{Generation: 0}, typ, "bob", target, tokens.NewTokenID()))
+	}
+	space, parent, cluster := mint("userJoinSpace", "s1"), mint("groupJoinGroup", "p1"), mint("userJoinCluster", "c1")
+	verify := func(body string) *httptest.ResponseRecorder {
+		return f.do(t, http.MethodPost, DefaultVerifyPath, "192.0.2.1", body, "X-Auth-Token", alice)
+	}
+	for _, c := range []struct {
+		name, body string
+		status     int
+		code, desc string
+	}{
+		{"space, expected", `{"token":"` + space + `","expectedInviteType":"userJoinSpace"}`, 200, "", ""},
+		{"space, not expected", `{"token":"` + space + `"}`, 200, "", ""},
+		{"parent, expected", `{"token":"` + parent + `","expectedInviteType":"groupJoinGroup"}`, 200, "", ""},
+		{"space, group expected", `{"token":"` + space + `","expectedInviteType":"userJoinGroup"}`, 400, "invalid_token", "not a group invite"},
+		{"parent, space expected", `{"token":"` + parent + `","expectedInviteType":"userJoinSpace"}`, 400, "invalid_token", "not a userJoinSpace invite"},
+		{"a type not served", `{"token":"` + cluster + `"}`, 400, "invalid_token", "not an invite of a type served here"},
+		{"expecting a type not served", `{"token":"` + cluster + `","expectedInviteType":"userJoinCluster"}`, 400, "invalid_request",
+			`"userJoinGroup", "userJoinSpace", "groupJoinGroup"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := verify(c.body)
+			if c.status == 200 {
+				if w.Code != 200 || !strings.HasPrefix(w.Body.String(), `{"subject":{"type":"user","id":"bob"}`) {
+					t.Fatalf("%d %s", w.Code, w.Body)
+				}
+				return
+			}
+			wantAnswer(t, w, c.status, c.code, c.desc)
+		})
+	}
+	// A caller whose access token allows space joins only: checked
+	// against the expected type's join.
+	spaceOnly := access(t, "alice", "api = ozw/create/space.*.join:*")
+	w := f.do(t, http.MethodPost, DefaultVerifyPath, "192.0.2.1", `{"token":"`+space+`","expectedInviteType":"userJoinSpace"}`, "X-Auth-Token", spaceOnly)
+	if w.Code != 200 {
+		t.Errorf("space-only caller, space expected: %d %s", w.Code, w.Body)
+	}
+	w = f.do(t, http.MethodPost, DefaultVerifyPath, "192.0.2.1", `{"token":"`+space+`","expectedInviteType":"groupJoinGroup"}`, "X-Auth-Token", spaceOnly)
+	wantAnswer(t, w, 401, "invalid_token", "")
+	if f.nextRuns != 0 {
+		t.Errorf("a preview reached the next handler")
+	}
+}
