@@ -68,6 +68,7 @@ func benchAccessCaveats(exp time.Time) []string {
 type benchPair struct {
 	access string
 	body   []byte
+	path   string // default /user/groups/join
 }
 
 // benchSlot is a request object re-armed for each use with the next
@@ -83,6 +84,8 @@ type benchSlot struct {
 	tmpl  caddy.Replacer // the replacer as Caddy's server hands it over
 	token []string       // X-Auth-Token's value
 	ae    []string       // Accept-Encoding's value (the handler drops it)
+	ct    []string       // Content-Type's value
+	ua    []string       // User-Agent's value
 }
 
 const benchSlots = 8
@@ -96,7 +99,7 @@ func newBenchSlot() *benchSlot {
 	r.Header.Set("User-Agent", "bench")
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	return &benchSlot{r: r, buf: make([]byte, 0, 2048), repl: repl, tmpl: *repl,
-		token: make([]string, 1), ae: []string{"gzip"}}
+		token: make([]string, 1), ae: []string{"gzip"}, ct: []string{"application/json"}, ua: []string{"bench"}}
 }
 
 func (s *benchSlot) arm(p benchPair) *http.Request {
@@ -104,7 +107,15 @@ func (s *benchSlot) arm(p benchPair) *http.Request {
 	s.buf = append(s.buf[:0], p.body...)
 	s.rd.Reset(s.buf)
 	s.r.Body, s.r.GetBody, s.r.ContentLength = benchBody{&s.rd}, nil, int64(len(s.buf))
+	// The client's headers only, as net/http hands a server each request
+	// (the map is reused: its table stays allocated).
+	clear(s.r.Header)
+	s.r.Header["Content-Type"], s.r.Header["User-Agent"] = s.ct, s.ua
 	s.r.Header["Accept-Encoding"] = s.ae
+	s.r.URL.Path = p.path
+	if p.path == "" {
+		s.r.URL.Path = "/user/groups/join"
+	}
 	if p.access == "" {
 		delete(s.r.Header, "X-Auth-Token")
 	} else {
@@ -163,6 +174,13 @@ func benchHandler(b *testing.B) *Handler {
 // signs the invites with another key.
 func benchTraffic(b *testing.B, badInvites bool) []benchPair {
 	b.Helper()
+	return benchTrafficOf(b, tokens.UserJoinGroup, badInvites)
+}
+
+// benchTrafficOf is benchTraffic with invites of type typ: on a route
+// where a group joins, the request's path names one of 97 groups.
+func benchTrafficOf(b *testing.B, typ tokens.InviteType, badInvites bool) []benchPair {
+	b.Helper()
 	exp := time.Now().Add(time.Hour)
 	users := make([]string, benchUsers)
 	for i := range users {
@@ -176,9 +194,12 @@ func benchTraffic(b *testing.B, badInvites bool) []benchPair {
 	pairs := make([]benchPair, benchInvites)
 	for i := range pairs {
 		u := i % benchUsers
-		id := tokens.InviteID(tokens.Persistence{Named: true}, "bob", "grp"+strconv.Itoa(i%97), tokens.NewTokenID())
+		id := tokens.InviteIDOf(tokens.Persistence{Named: true}, typ, "bob", "grp"+strconv.Itoa(i%97), tokens.NewTokenID())
 		inv := mintT(b, secret, id, benchInviteCaveats(exp, "u"+strconv.Itoa(u))...)
-		pairs[i] = benchPair{users[u], []byte(joinBody(inv))}
+		pairs[i] = benchPair{access: users[u], body: []byte(joinBody(inv))}
+		if typ.Joiner == tokens.EntityGroup {
+			pairs[i].path = "/groups/child" + strconv.Itoa(i%89) + "/parents/join"
+		}
 	}
 	return pairs
 }
@@ -226,6 +247,13 @@ func BenchmarkServeHTTP(b *testing.B) {
 	b.Run("valid/uncached-invite", func(b *testing.B) {
 		withoutCache(&h.invites, func() { runBench(b, h, reqs, http.StatusCreated) })
 	})
+	// A route where a group joins a group: the same work plus the path's
+	// {id}, two more headers' worth of values, and the Location's three
+	// parts.
+	gjg, _ := tokens.InviteTypeByName("groupJoinGroup")
+	parents := sibling(b, h, gjg.Name)
+	parentReqs := benchTrafficOf(b, gjg, false)
+	b.Run("group-route", func(b *testing.B) { runBench(b, parents, parentReqs, http.StatusCreated) })
 	b.Run("logged", func(b *testing.B) {
 		saved := h.logger
 		defer func() { h.logger = saved }()
@@ -263,12 +291,12 @@ func BenchmarkServeHTTPUnauthorized(b *testing.B) {
 	exp := time.Now().Add(time.Hour)
 	inv := invite(b, "g1", benchInviteCaveats(exp, "alice")...)
 	b.Run("none", func(b *testing.B) {
-		runBench(b, h, []benchPair{{"", []byte(joinBody(inv))}}, http.StatusUnauthorized)
+		runBench(b, h, []benchPair{{body: []byte(joinBody(inv))}}, http.StatusUnauthorized)
 	})
 	pairs := make([]benchPair, benchUsers)
 	for i := range pairs {
 		id := tokens.AccessID(tokens.Persistence{Named: true}, "u"+strconv.Itoa(i), "", tokens.NewTokenID())
-		pairs[i] = benchPair{mintT(b, "not the configured secret", id, benchAccessCaveats(exp)...), []byte(joinBody(inv))}
+		pairs[i] = benchPair{access: mintT(b, "not the configured secret", id, benchAccessCaveats(exp)...), body: []byte(joinBody(inv))}
 	}
 	b.Run("forged", func(b *testing.B) { runBench(b, h, pairs, http.StatusUnauthorized) })
 	b.Run("forged/uncached", func(b *testing.B) {

@@ -47,7 +47,7 @@ func neverSeenTraffic(b *testing.B, n int, secret string) []benchPair {
 		u := i % neverSeenUsers
 		id := tokens.InviteID(tokens.Persistence{Named: true}, "bob", "grp"+strconv.Itoa(i%499), tokens.NewTokenID())
 		inv := mintT(b, secret, id, benchInviteCaveats(exp, "u"+strconv.Itoa(u))...)
-		pairs[i] = benchPair{users[u], []byte(joinBody(inv))}
+		pairs[i] = benchPair{access: users[u], body: []byte(joinBody(inv))}
 	}
 	return pairs
 }

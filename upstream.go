@@ -128,7 +128,8 @@ func (h *Handler) prepareUpstream(r *http.Request, repl *caddy.Replacer, st *req
 		}
 	}
 	// One provider answers the placeholders: cheaper than a Replacer.Set
-	// call for each (a lock, a map insert and an allocation each).
+	// call for each (a lock, a map insert and an allocation each). The
+	// method value holds its own copy of vars: one allocation in all.
 	repl.Map(vars.get)
 	if who.fromToken {
 		// Set, not the provider: it must override what an earlier auth
@@ -154,7 +155,7 @@ type joinVars struct {
 	entityType, entityID, targetType, targetID string
 }
 
-func (v *joinVars) get(key string) (any, bool) {
+func (v joinVars) get(key string) (any, bool) {
 	name, ok := strings.CutPrefix(key, "http.group_join.")
 	if !ok {
 		return nil, false
@@ -246,6 +247,11 @@ func upstreamRule(k string, trusted bool) rule {
 // as CGI-style backends do: without regard to case, '_' and '.' read as
 // '-'.
 func edgeOwned(k string) bool {
+	// Every edge header is "X-" and at least as long as X-User-Id: most
+	// names are told apart by their first two bytes.
+	if len(k) < len("X-User-Id") || headerByte(k[0]) != 'x' || headerByte(k[1]) != '-' {
+		return false
+	}
 	for _, o := range upstreamHeaders {
 		if sameHeaderName(k, o) {
 			return true
