@@ -668,3 +668,66 @@ func urlPort(t *testing.T, raw string) int {
 	}
 	return n
 }
+
+// The README's Caddyfile adapts, its JSON config is JSON whose group_join
+// app and handlers decode strictly into the modules' types.
+func TestReadmeConfigs(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(after, lang string) string {
+		i := strings.Index(string(readme), after)
+		if i < 0 {
+			t.Fatalf("README has no %q", after)
+		}
+		rest := string(readme)[i:]
+		start := strings.Index(rest, "```"+lang+"\n")
+		end := strings.Index(rest[start+4+len(lang):], "```")
+		return rest[start+4+len(lang) : start+4+len(lang)+end]
+	}
+	testcaddy.Adapt(t, block("## Caddyfile", "caddyfile"))
+	var doc struct {
+		Apps struct {
+			GroupJoin json.RawMessage `json:"group_join"`
+			HTTP      struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []json.RawMessage `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(block("### JSON config", "json")), &doc); err != nil {
+		t.Fatalf("README JSON: %v", err)
+	}
+	strict := func(raw []byte, v any) {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.DisallowUnknownFields()
+		if err := d.Decode(v); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+	strict(doc.Apps.GroupJoin, new(App))
+	n := 0
+	for _, srv := range doc.Apps.HTTP.Servers {
+		for _, r := range srv.Routes {
+			for _, h := range r.Handle {
+				if bytes.Contains(h, []byte(`"group_join"`)) {
+					var fields map[string]json.RawMessage
+					if err := json.Unmarshal(h, &fields); err != nil {
+						t.Fatal(err)
+					}
+					delete(fields, "handler")
+					raw, _ := json.Marshal(fields)
+					strict(raw, new(Handler))
+					n++
+				}
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d group_join handlers in the README's JSON, want 3", n)
+	}
+}
