@@ -21,7 +21,7 @@
 // A [Token] is what is left once a serialized token has been decoded, its
 // identifier parsed, its signature verified with the right key and its
 // caveats parsed. Its fields are safe to read: ID (an [Identifier]: the
-// persistence, the subject, the type with an invite's group, the token id),
+// persistence, the subject, the type with an invite's target, the token id),
 // Caveats and Expires (the earliest time caveat). What a Token does not yet
 // say is whether it may be used for this request: that depends on the
 // request.
@@ -39,12 +39,25 @@
 //     [Keyring.AuthenticateTo] does the same into a Token the caller keeps
 //     for reuse, caveat array included: for tokens checked once and
 //     dropped, it allocates only the Token's strings.
-//   - [Token.CheckInvite] and [Token.CheckAccess] depend on the request: the
-//     clock, the client address, the current user, this service's id and a
-//     [Geo] database, all in an [Env]. They check that the token is the
-//     kind asked for (a userJoinGroup invite; a user's access token) and
-//     that every caveat holds. They do no cryptography and run on every
-//     request, cached Token or not.
+//   - [Token.CheckJoin], [Token.CheckInvite] and [Token.CheckAccess]
+//     depend on the request: the clock, the client address, the current
+//     user, this service's id, the join asked for and a [Geo] database, all
+//     in an [Env]. They check that the token is the kind asked for (an
+//     invite of the join's [InviteType]; a user's access token whose api
+//     caveats allow the join) and that every caveat holds. They do no
+//     cryptography and run on every request, cached Token or not.
+//
+// # Invite types
+//
+// Onezone defines fourteen invite types ([InviteTypes]); twelve are
+// consumed by a join (userJoinGroup, groupJoinGroup, userJoinSpace, …),
+// each naming who joins ([InviteType.Joiner]) and what
+// ([InviteType.Target]) as [EntityType] values. [Token.CheckJoin] checks an
+// invite for one join by one [Entity]: its type, its caveats, its consumer
+// caveats, and that the entity is not joining itself ([KindSelfJoin]).
+// [Token.CheckInvite] is CheckJoin for userJoinGroup by the caller. What
+// it cannot know is the backend's: whether the caller may act for the
+// joining entity, and whether the issuer may still invite.
 //
 // A [Verifier] bundles a [Keyring], a [Geo] and the service id, and its
 // [Verifier.VerifyInvite] and [Verifier.VerifyAccess] run both steps.
@@ -95,17 +108,19 @@
 //	KindNoKey       ErrNoKey       no key for the token's persistence or generation
 //	KindRevoked     ErrRevoked     generation below the lowest configured one (or revoked by id in a store)
 //	KindSignature   ErrSignature   the signature chain does not verify
-//	KindWrongType   ErrWrongType   a valid token of another kind than asked for (not a group invite, not a user's access token)
+//	KindWrongType   ErrWrongType   a valid token of another kind than asked for (an invite of another type, not a user's access token)
 //	KindExpired     ErrExpired     a time caveat has passed
 //	KindCaveat      ErrCaveat      a caveat is unknown, malformed or not satisfied (Error.Caveat names it)
 //	KindConsumer    ErrConsumer    an invite's consumer caveat excludes the current user
 //	KindUsedUp      ErrUsedUp      a named invite's usage limit is reached (set by stores, not by this package)
 //	KindUnknown     ErrUnknown     a named invite is not registered (set by stores, not by this package)
+//	KindSelfJoin    ErrSelfJoin    the invite's target is the entity that would join it
 //
 // Authenticate returns the first six kinds and KindCaveat (for a caveat it
 // cannot parse); the Check methods return KindWrongType, KindExpired,
-// KindCaveat and KindConsumer. CheckInvite checks consumer caveats last, so
-// KindConsumer always means "a valid invite, but not for this user". The
+// KindCaveat and KindConsumer, and CheckJoin KindSelfJoin. CheckJoin checks
+// consumer caveats after every other caveat, so KindConsumer always means
+// "a valid invite, but not for this user". The
 // group_join handler maps each kind to an HTTP answer in one table; a
 // backend can do the same.
 //

@@ -109,3 +109,27 @@ func ExampleExamine() {
 	// Output:
 	// {"onezoneDomain":"onezone.example","id":"inv1","persistence":"named","subject":{"type":"user","id":"bob"},"type":{"inviteToken":{"groupId":"developers","inviteType":"userJoinGroup","parameters":{}}},"caveats":[{"type":"time","validUntil":1924992000}]}
 }
+
+func ExampleToken_CheckJoin() {
+	keys, _ := tokens.NewKeyring(secret, nil)
+	gjg, _ := tokens.InviteTypeByName("groupJoinGroup")
+	// An invite for a group to join the group "physics".
+	id := tokens.InviteIDOf(tokens.Persistence{Named: true}, gjg, "bob", "physics", "inv2")
+	invite, _ := tokens.Mint(secret, "", id)
+	tok, err := keys.Authenticate(invite)
+	if err != nil {
+		panic(err)
+	}
+	env := &tokens.Env{Now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), UserID: "alice"}
+
+	// Group "optics" joins, alice presenting the invite (POST /groups/optics/parents/join).
+	fmt.Println(tok.CheckJoin(gjg, tokens.Entity{Type: tokens.EntityGroup, ID: "optics"}, env))
+	// The group it invites into cannot join itself.
+	fmt.Println(tokens.KindOf(tok.CheckJoin(gjg, tokens.Entity{Type: tokens.EntityGroup, ID: "physics"}, env)))
+	// On the user route it is an invite of the wrong type.
+	fmt.Println(tokens.KindOf(tok.CheckInvite(env)))
+	// Output:
+	// <nil>
+	// an entity cannot join itself
+	// token is of the wrong type
+}
