@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Errors returned by the store; the HTTP layer maps them to status codes.
@@ -108,67 +105,21 @@ func ensureGroups(ctx context.Context, db *sql.DB, ids []string) error {
 // (INSERT ... SELECT ... WHERE EXISTS), and the foreign key backs it up.
 // An empty tokenID is stored as NULL.
 func addMember(ctx context.Context, db *sql.DB, groupID, userID, tokenID string, now time.Time) error {
-	var token sql.NullString
-	if tokenID != "" {
-		token = sql.NullString{String: tokenID, Valid: true}
-	}
 	res, err := db.ExecContext(ctx, `
 		INSERT INTO memberships (group_id, user_id, joined_at, token_id)
 		SELECT ?, ?, ?, ?
 		WHERE EXISTS (SELECT 1 FROM groups WHERE id = ?)`,
-		groupID, userID, now.UTC().Format(time.RFC3339Nano), token, groupID)
-	if err != nil {
-		var serr *sqlite.Error
-		if errors.As(err, &serr) {
-			switch serr.Code() {
-			case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-				return errAlreadyMember
-			case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-				return errGroupNotFound
-			}
-		}
-		return fmt.Errorf("insert membership: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("insert membership: %w", err)
-	}
-	if n == 0 {
-		return errGroupNotFound
-	}
-	return nil
+		groupID, userID, now.UTC().Format(time.RFC3339Nano), nullable(tokenID), groupID)
+	return insertResult(res, err, errGroupNotFound)
 }
 
 // listMembers returns the user ids of groupID's members, sorted, or
 // errGroupNotFound. One query answers both questions, so the result is
 // consistent even while members are being added.
 func listMembers(ctx context.Context, db *sql.DB, groupID string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `
+	return listIDs(ctx, db, errGroupNotFound, `
 		SELECT m.user_id
 		FROM groups g LEFT JOIN memberships m ON m.group_id = g.id
 		WHERE g.id = ?
 		ORDER BY m.user_id`, groupID)
-	if err != nil {
-		return nil, fmt.Errorf("list members: %w", err)
-	}
-	defer rows.Close()
-	found := false
-	users := []string{}
-	for rows.Next() {
-		found = true
-		var user sql.NullString
-		if err := rows.Scan(&user); err != nil {
-			return nil, fmt.Errorf("list members: %w", err)
-		}
-		if user.Valid {
-			users = append(users, user.String)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list members: %w", err)
-	}
-	if !found {
-		return nil, errGroupNotFound
-	}
-	return users, nil
 }
