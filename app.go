@@ -150,6 +150,9 @@ type sharedState struct {
 	// it serves.
 	mu     sync.Mutex
 	served []tokens.InviteType
+
+	releaseOnce sync.Once
+	releaseErr  error
 }
 
 // newSharedState resolves secrets, builds the keyring, opens the geo databases
@@ -233,25 +236,27 @@ func (e *sharedState) servedTypes() []tokens.InviteType {
 	return e.served
 }
 
-// release gives back the edge's references in the shared pools.
+// release gives back the state's references in the shared pools, once.
+// Its fields stay as they are: requests still in flight on a config being
+// replaced keep using them.
 func (e *sharedState) release() error {
-	var errs []error
-	if e.metrics != nil {
-		_, err := metricsPool.Delete(metricsKey)
-		errs = append(errs, err)
-		e.metrics = nil
-	}
-	if e.geoKey != "" {
-		_, err := geoPool.Delete(e.geoKey)
-		errs = append(errs, err)
-		e.geoKey = ""
-	}
-	if e.storeKey != "" {
-		_, err := storePool.Delete(e.storeKey)
-		errs = append(errs, err)
-		e.storeKey = ""
-	}
-	return errors.Join(errs...)
+	e.releaseOnce.Do(func() {
+		var errs []error
+		if e.metrics != nil {
+			_, err := metricsPool.Delete(metricsKey)
+			errs = append(errs, err)
+		}
+		if e.geoKey != "" {
+			_, err := geoPool.Delete(e.geoKey)
+			errs = append(errs, err)
+		}
+		if e.storeKey != "" {
+			_, err := storePool.Delete(e.storeKey)
+			errs = append(errs, err)
+		}
+		e.releaseErr = errors.Join(errs...)
+	})
+	return e.releaseErr
 }
 
 // Interface guards.
