@@ -15,33 +15,34 @@ type answer struct {
 	code    string
 	desc    string
 	outcome string
+	oz      *ozError // the same answer in Onezone's model; nil: ozFallback's
 }
 
 // The generic invite description is fixed by the API page.
 const genericInviteDesc = "Provided token could not be validated."
 
 var (
-	ansMethod       = answer{http.StatusMethodNotAllowed, "method_not_allowed", "Only POST is allowed.", "method_not_allowed"}
-	ansNoUser       = answer{http.StatusUnauthorized, "unauthorized", "Authentication required.", "unauthorized"}
-	ansBadUser      = answer{http.StatusUnauthorized, "invalid_token", "Provided access token could not be validated.", "invalid_credentials"}
-	ansUserExpired  = answer{http.StatusUnauthorized, "invalid_token", "Provided access token has expired.", "invalid_credentials"}
-	ansInvalid      = answer{http.StatusBadRequest, "invalid_token", genericInviteDesc, "invalid_token"}
-	ansForbidden    = answer{http.StatusForbidden, "forbidden", "This invite is not meant for the current user.", "forbidden"}
-	ansInternal     = answer{http.StatusInternalServerError, "internal_error", "Internal server error.", "internal_error"}
-	ansUnavailable  = answer{http.StatusServiceUnavailable, "service_unavailable", "Service temporarily unavailable.", "store_unavailable"}
-	ansNoBackend    = answer{http.StatusInternalServerError, "internal_error", "Internal server error.", "no_backend_answer"}
-	ansBadGatewayNX = answer{http.StatusBadGateway, "bad_gateway", "Bad gateway.", "backend_error"}
+	ansMethod       = answer{http.StatusMethodNotAllowed, "method_not_allowed", "Only POST is allowed.", "method_not_allowed", ozMethod}
+	ansNoUser       = answer{http.StatusUnauthorized, "unauthorized", "Authentication required.", "unauthorized", ozUnauthorized}
+	ansBadUser      = answer{http.StatusUnauthorized, "invalid_token", "Provided access token could not be validated.", "invalid_credentials", ozBadCredentials}
+	ansUserExpired  = answer{http.StatusUnauthorized, "invalid_token", "Provided access token has expired.", "invalid_credentials", ozBadCredentials}
+	ansInvalid      = answer{http.StatusBadRequest, "invalid_token", genericInviteDesc, "invalid_token", ozTokenInvalid}
+	ansForbidden    = answer{http.StatusForbidden, "forbidden", "This invite is not meant for the current user.", "forbidden", ozForbidden}
+	ansInternal     = answer{http.StatusInternalServerError, "internal_error", "Internal server error.", "internal_error", ozInternal}
+	ansUnavailable  = answer{http.StatusServiceUnavailable, "service_unavailable", "Service temporarily unavailable.", "store_unavailable", ozServiceUnavailable}
+	ansNoBackend    = answer{http.StatusInternalServerError, "internal_error", "Internal server error.", "no_backend_answer", ozInternal}
+	ansBadGatewayNX = answer{http.StatusBadGateway, "bad_gateway", "Bad gateway.", "backend_error", ozServiceUnavailable}
 )
 
 // Request-shape errors: 400 invalid_request with a precise description.
 func badRequest(desc string) answer {
-	return answer{http.StatusBadRequest, "invalid_request", desc, "invalid_request"}
+	return answer{http.StatusBadRequest, "invalid_request", desc, "invalid_request", ozMalformedData}
 }
 
 // ansSelfJoin refuses a join whose invite targets the joining entity
 // itself, as Onezone does (cannotAddRelationToSelf); it is a request the
 // invite cannot serve rather than a bad invite.
-var ansSelfJoin = answer{http.StatusBadRequest, "invalid_request", "An entity cannot join itself: the invite's target is the joining entity.", "self_join"}
+var ansSelfJoin = answer{http.StatusBadRequest, "invalid_request", "An entity cannot join itself: the invite's target is the joining entity.", "self_join", ozSelfJoin}
 
 // wrongTypeDesc describes an invite that is not of type t.
 func wrongTypeDesc(t tokens.InviteType) string {
@@ -52,9 +53,18 @@ func wrongTypeDesc(t tokens.InviteType) string {
 }
 
 // inviteAnswer is inviteAnswerFor with this handler's description of an
-// invite of another type.
-func (h *Handler) inviteAnswer(err error) answer {
-	return inviteAnswerFor(err, h.wrongType)
+// invite of another type, and in Onezone's model the ctool error for err;
+// received is the invite when it authenticated.
+func (h *Handler) inviteAnswer(err error, received *tokens.Token) answer {
+	a := inviteAnswerFor(err, h.wrongType)
+	if h.onezone {
+		var expected tokens.InviteType
+		if h.route != nil {
+			expected = h.route.invite
+		}
+		a.oz = ozInviteError(err, expected, received)
+	}
+	return a
 }
 
 // inviteAnswerFor is the one table from token errors to answers for the
@@ -84,13 +94,36 @@ func inviteAnswerFor(err error, wrongType string) answer {
 	return a
 }
 
-// userAnswer maps an access-token error to the 401 answers.
-func userAnswer(err error) answer {
+// userAnswer maps an access-token error to the 401 answers; in Onezone's
+// model, unauthorized with the token's error, or inviteTokenConsumerInvalid
+// for a token that names no user.
+func (h *Handler) userAnswer(err error) answer {
+	a := ansBadUser
 	if errors.Is(err, tokens.ErrExpired) {
-		return ansUserExpired
+		a = ansUserExpired
 	}
-	return ansBadUser
+	if h.onezone {
+		var nu *notUserError
+		if errors.As(err, &nu) {
+			a.oz = ozConsumerInvalid(nu.subject)
+		} else {
+			tokenErr, _ := ozTokenError(err, tokens.InviteType{}, nil)
+			a.oz = ozUnauthorizedBy(tokenErr)
+		}
+	}
+	return a
 }
+
+// notUserError is an access token refused because its subject is not a
+// user (a provider's, say): Onezone says that consumer cannot use the
+// invite.
+type notUserError struct {
+	subject tokens.Subject
+	err     error
+}
+
+func (e *notUserError) Error() string { return e.err.Error() }
+func (e *notUserError) Unwrap() error { return e.err }
 
 // backendAnswer is the documented body for a backend (or next handler)
 // status that did not come with an error body of its own.
@@ -133,22 +166,29 @@ func (a answer) write(w http.ResponseWriter) {
 	body = append(body, `,"error_description":`...)
 	body = appendQuoted(body, a.desc)
 	body = append(body, '}')
+	writeAnswer(w, a.status, a.code == "invalid_token", body)
+}
+
+// writeAnswer sends an error body in either model with the headers every
+// error answer has; a 401 for credentials that were there but are not
+// valid says so in WWW-Authenticate.
+func writeAnswer(w http.ResponseWriter, status int, invalidToken bool, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	switch a.status {
+	switch status {
 	case http.StatusMethodNotAllowed:
 		h.Set("Allow", "POST")
 	case http.StatusUnauthorized:
-		if a.code == "invalid_token" {
+		if invalidToken {
 			h.Set("Www-Authenticate", `Bearer error="invalid_token"`)
 		} else {
 			h.Set("Www-Authenticate", "Bearer")
 		}
 	}
-	w.WriteHeader(a.status)
+	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 

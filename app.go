@@ -50,12 +50,17 @@ type Shared struct {
 	// Where usage limits and revocations of named invites live. Without a
 	// store, named invites are limited only by their caveats.
 	Store *StoreConfig `json:"store,omitempty"`
+
+	// How error answers are written: "documented" (the default, the API
+	// page's {"error", "error_description"}) or "onezone" (Onezone's
+	// current {"error": {"id", "description", "details"}}).
+	ErrorModel string `json:"error_model,omitempty"`
 }
 
 // set reports whether any option of s is given.
 func (s *Shared) set() bool {
 	return len(s.Keys) > 0 || len(s.Identity) > 0 || s.Service != "" || s.GeoIPDB != "" || s.ASNDB != "" ||
-		s.MaxBody != 0 || s.UpstreamHeaders != nil || s.Store != nil
+		s.MaxBody != 0 || s.UpstreamHeaders != nil || s.Store != nil || s.ErrorModel != ""
 }
 
 // validate checks what provisioning does not.
@@ -73,6 +78,11 @@ func (s *Shared) validate() error {
 		default:
 			return fmt.Errorf("identity #%d: unknown source %q (want access_token or placeholder)", i+1, src.Source)
 		}
+	}
+	switch s.ErrorModel {
+	case "", ModelDocumented, ModelOnezone:
+	default:
+		return fmt.Errorf("error_model %q: want %s or %s", s.ErrorModel, ModelDocumented, ModelOnezone)
 	}
 	if s.Service != "" && !containsByte(s.Service, '-') {
 		return fmt.Errorf("service %q must look like ozw-<id>", s.Service)
@@ -137,6 +147,7 @@ type sharedState struct {
 	verifier   tokens.Verifier
 	identity   []IdentitySource
 	setHeaders bool
+	onezone    bool // error answers in Onezone's model
 	maxBody    int64
 	store      store.Store
 	metrics    *metrics
@@ -158,7 +169,8 @@ type sharedState struct {
 // newSharedState resolves secrets, builds the keyring, opens the geo databases
 // and the store (shared across reloads) and registers metrics.
 func newSharedState(ctx caddy.Context, s Shared, logger *zap.Logger) (*sharedState, error) {
-	e := &sharedState{maxBody: s.MaxBody, identity: s.Identity, setHeaders: s.UpstreamHeaders == nil || *s.UpstreamHeaders}
+	e := &sharedState{maxBody: s.MaxBody, identity: s.Identity, setHeaders: s.UpstreamHeaders == nil || *s.UpstreamHeaders,
+		onezone: s.ErrorModel == ModelOnezone}
 	done := false
 	defer func() {
 		if !done {
@@ -211,6 +223,7 @@ func newSharedState(ctx caddy.Context, s Shared, logger *zap.Logger) (*sharedSta
 		zap.Bool("geoip_db", s.GeoIPDB != ""),
 		zap.Bool("asn_db", s.ASNDB != ""),
 		zap.String("store", storeType(s.Store)),
+		zap.Bool("onezone_errors", e.onezone),
 	)
 	done = true
 	return e, nil

@@ -81,6 +81,11 @@ func tokenField(body []byte) (string, *answer) {
 		return tok, nil
 	}
 	fail := func(desc string) (string, *answer) { a := badRequest(desc); return "", &a }
+	failOz := func(desc string, oz *ozError) (string, *answer) {
+		a := badRequest(desc)
+		a.oz = oz
+		return "", &a
+	}
 	f, ok := topField(body, "token")
 	switch {
 	case !ok:
@@ -88,7 +93,7 @@ func tokenField(body []byte) (string, *answer) {
 	case !f.object:
 		return fail("Request body must be a JSON object.")
 	case f.count == 0:
-		return fail(`Field "token" is missing.`)
+		return failOz(`Field "token" is missing.`, ozMissingToken)
 	case f.count > 1:
 		return fail(`Field "token" is given more than once.`)
 	case f.folded > 0:
@@ -100,9 +105,9 @@ func tokenField(body []byte) (string, *answer) {
 	tok, isString := f.str()
 	switch {
 	case !isString:
-		return fail(`Field "token" must be a string.`)
+		return failOz(`Field "token" must be a string.`, ozTokenNotText)
 	case tok == "":
-		return fail(`Field "token" is empty.`)
+		return failOz(`Field "token" is empty.`, ozEmptyToken)
 	}
 	return tok, nil
 }

@@ -104,6 +104,7 @@ const previewMovedCaddyfile = `the preview option is gone: move key, identity, s
 //	        asn_db <path.mmdb>                    # ASN lookups
 //	        max_body <size>                       # default 64KiB
 //	        upstream_headers on|off               # default on
+//	        error_model documented|onezone        # default documented
 //	        store memory [{                       # one instance
 //	            reservation_ttl <duration>        # default 1m
 //	        }]
@@ -188,6 +189,10 @@ func (s *Shared) unmarshalOption(d *caddyfile.Dispenser, opt, where string) erro
 		s.UpstreamHeaders, err = unmarshalOnOff(d)
 	case "store":
 		s.Store, err = unmarshalStore(d)
+	case "error_model":
+		if s.ErrorModel, err = oneArg(d); err == nil && s.ErrorModel != ModelDocumented && s.ErrorModel != ModelOnezone {
+			err = d.Errf("error_model must be %s or %s, got %q", ModelDocumented, ModelOnezone, s.ErrorModel)
+		}
 	case "entity", "location_prefix":
 		err = d.Errf("%s is an option of each group_join handler, not of the %s option", opt, where)
 	default:

@@ -1,6 +1,7 @@
 package groupjoin
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -69,7 +70,8 @@ type decision struct {
 // ansEntity refuses a joining entity id (the path's {id}) outside the
 // identifier alphabet: it would reach the backend's headers and the
 // Location.
-var ansEntity = badRequest("The id of the joining entity (the path's {id}) must be 1 to 256 characters of A-Z a-z 0-9 . _ ~ @ -.")
+var ansEntity = answer{http.StatusBadRequest, "invalid_request",
+	"The id of the joining entity (the path's {id}) must be 1 to 256 characters of A-Z a-z 0-9 . _ ~ @ -.", "invalid_request", ozBadEntity}
 
 // ServeHTTP runs the pipeline: method → current user → request body and
 // joining entity → invite → usage → forward → answer. The first failure
@@ -146,7 +148,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	})
 	h.metrics.verify.Observe(h.now().Sub(start).Seconds())
 	if err != nil {
-		return h.reject(w, &d, h.inviteAnswer(err), err)
+		return h.reject(w, &d, h.inviteAnswer(err, invite), err)
 	}
 
 	// 5. Usage: reserve one use of a registered named invite.
@@ -218,7 +220,7 @@ func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, r
 		if errors.As(nextErr, &he) && he.StatusCode != 0 {
 			status = he.StatusCode
 		}
-		a := backendAnswer(status)
+		a := h.backendAnswer(status, joiner, invite)
 		a.outcome = "upstream_error"
 		return h.reject(w, d, a, nextErr)
 	case rec.status == 0:
@@ -235,7 +237,7 @@ func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, r
 		h.log(zapcore.InfoLevel, "joined", d, nil)
 		return nil
 	}
-	if errorDocument(rec) {
+	if h.errorDocument(rec) {
 		copyBackendHeaders(w.Header(), rec.header)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(rec.body.Len()))
@@ -245,16 +247,18 @@ func (h *Handler) answer(w http.ResponseWriter, d *decision, st *requestState, r
 		h.log(zapcore.InfoLevel, "backend_refused", d, nil)
 		return nil
 	}
-	a := backendAnswer(rec.status)
+	a := h.backendAnswer(rec.status, joiner, invite)
 	if ra := rec.header.Get("Retry-After"); ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
 	return h.reject(w, d, a, nil)
 }
 
-// errorDocument reports whether a backend's non-2xx answer already is a
-// documented error: a JSON object whose "error" member is one string.
-func errorDocument(rec *capture) bool {
+// errorDocument reports whether a backend's non-2xx answer already is an
+// error of the configured model: a JSON object whose "error" member (once)
+// is a string, or in Onezone's model an object with a string "id" and a
+// string "description".
+func (h *Handler) errorDocument(rec *capture) bool {
 	if rec.overflow || rec.status < 400 || rec.status > 599 {
 		return false
 	}
@@ -262,8 +266,25 @@ func errorDocument(rec *capture) bool {
 	if !ok || !f.object || f.count != 1 {
 		return false
 	}
-	_, isString := f.str()
-	return isString
+	if !h.onezone {
+		_, isString := f.str()
+		return isString
+	}
+	var e struct {
+		ID          *string `json:"id"`
+		Description *string `json:"description"`
+	}
+	return len(f.raw) > 0 && f.raw[0] == '{' && json.Unmarshal(f.raw, &e) == nil && e.ID != nil && e.Description != nil
+}
+
+// backendAnswer is backendAnswer for this handler's model: in Onezone's,
+// the error Onezone gives for the same outcome of this join.
+func (h *Handler) backendAnswer(status int, joiner tokens.Entity, invite *tokens.Token) answer {
+	a := backendAnswer(status)
+	if h.onezone {
+		a.oz = ozBackend(status, h.route.invite, joiner, invite.ID.Type.TargetID)
+	}
+	return a
 }
 
 // copyBackendHeaders passes the backend's headers on, less those that
@@ -283,10 +304,14 @@ func copyBackendHeaders(dst, src http.Header) {
 // reject writes an edge-made answer, logs and counts it. It returns nil:
 // the answer is final, handle_errors does not run.
 func (h *Handler) reject(w http.ResponseWriter, d *decision, a answer, err error) error {
-	a.write(w)
 	d.status = a.status
+	if h.onezone {
+		d.status = a.writeOnezone(w)
+	} else {
+		a.write(w)
+	}
 	level := zapcore.InfoLevel
-	if a.status >= 500 {
+	if d.status >= 500 {
 		level = zapcore.ErrorLevel
 	}
 	h.log(level, a.outcome, d, err)

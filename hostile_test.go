@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -656,8 +657,25 @@ func rawHalfClosed(addr, req string) (*http.Response, []byte, error) {
 	return resp, b, nil
 }
 
-// checkRow is the one runner's check of one row's answer.
-func checkRow(t *testing.T, r hostileRow, user string, resp *http.Response, body []byte) {
+// ozForCode is, for each documented code, the ctool errors Onezone's model
+// answers for the same refusals, and their status (0: the same status).
+var ozForCode = map[string]struct {
+	ids    []string
+	status int
+}{
+	"invalid_request":     {[]string{"malformedData", "missingRequiredValue", "badValueEmpty", "badValueToken", "badValueIdentifier", "badValueNotAllowed", "badData"}, 400},
+	"invalid_token":       {[]string{"badValueToken", "tokenInvalid", "tokenRevoked", "tokenCaveatUnverified", "tokenCaveatUnknown", "inviteTokenUsageLimitReached", "unauthorized", "inviteTokenConsumerInvalid"}, 0},
+	"unauthorized":        {[]string{"unauthorized", "tokenCaveatUnverified"}, 0},
+	"forbidden":           {[]string{"tokenCaveatUnverified"}, 400},
+	"method_not_allowed":  {[]string{"notSupported"}, 405},
+	"too_early":           {[]string{"temporaryFailure"}, 425},
+	"service_unavailable": {[]string{"serviceUnavailable"}, 503},
+	"internal_error":      {[]string{"internalServerError"}, 500},
+}
+
+// checkRow is the one runner's check of one row's answer, in the
+// documented model (onezone false) or Onezone's.
+func checkRow(t *testing.T, onezone bool, r hostileRow, user string, resp *http.Response, body []byte) {
 	t.Helper()
 	if resp.StatusCode == http.StatusInternalServerError && r.status != 500 {
 		t.Fatalf("500: %s", body)
@@ -668,7 +686,28 @@ func checkRow(t *testing.T, r hostileRow, user string, resp *http.Response, body
 		}
 		return
 	}
-	checkDocumented(t, resp, body, r.status, r.code, r.desc)
+	if onezone {
+		want, ok := ozForCode[r.code]
+		if !ok {
+			t.Fatalf("no Onezone counterpart for %q", r.code)
+		}
+		status := r.status
+		if want.status != 0 {
+			status = want.status
+		}
+		id := decodeOz(t, body).Error.ID
+		// ctool gives these one status whatever the documented one.
+		if s, ok := map[string]int{"tokenCaveatUnverified": 400, "inviteTokenConsumerInvalid": 400, "unauthorized": 401}[id]; ok {
+			status = s
+		}
+		if resp.StatusCode != status || !slices.Contains(want.ids, id) {
+			t.Errorf("answer %d %.300s, want %d with one of %v", resp.StatusCode, body, status, want.ids)
+		}
+		validateError(t, true, body)
+	} else {
+		checkDocumented(t, resp, body, r.status, r.code, r.desc)
+		validateError(t, false, body)
+	}
 	switch r.status {
 	case http.StatusMethodNotAllowed:
 		if got := resp.Header.Get("Allow"); got != "POST" {
@@ -678,6 +717,9 @@ func checkRow(t *testing.T, r hostileRow, user string, resp *http.Response, body
 		want := "Bearer"
 		if r.code == "invalid_token" {
 			want = `Bearer error="invalid_token"`
+		}
+		if onezone && r.status != resp.StatusCode {
+			break
 		}
 		if got := resp.Header.Get("WWW-Authenticate"); got != want {
 			t.Errorf("WWW-Authenticate %q, want %q", got, want)
@@ -738,12 +780,19 @@ func serveRow(t *testing.T, h *Handler, r hostileRow, next caddyhttp.Handler) (*
 func unitRow(r hostileRow) bool { return r.code != "" && r.raw == nil }
 
 // TestRequestRows runs the corpus's rows that the handler answers by
-// itself through ServeHTTP, without a server: the everyday loop's share of
-// TestHostileCorpus, which sends every row through a real Caddy.
+// itself through ServeHTTP, without a server, in both error models: the
+// everyday loop's share of TestHostileCorpus, which sends every row
+// through a real Caddy.
 func TestRequestRows(t *testing.T) {
+	for _, model := range []string{ModelDocumented, ModelOnezone} {
+		t.Run(model, func(t *testing.T) { testRequestRows(t, model) })
+	}
+}
+
+func testRequestRows(t *testing.T, model string) {
 	keys := []Key{{Secret: testSecret}, {Generation: ptr(uint64(5)), Secret: genFive}, {Generation: ptr(uint64(7)), Secret: genSeven}}
-	small := provisionHandler(t, &Handler{Shared: Shared{Keys: keys}})
-	big := provisionHandler(t, &Handler{Shared: Shared{Keys: keys, MaxBody: 3 << 20}})
+	small := provisionHandler(t, &Handler{Shared: Shared{Keys: keys, ErrorModel: model}})
+	big := provisionHandler(t, &Handler{Shared: Shared{Keys: keys, MaxBody: 3 << 20, ErrorModel: model}})
 	reached := 0
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		reached++
@@ -763,7 +812,7 @@ func TestRequestRows(t *testing.T) {
 				h = big
 			}
 			resp, body := serveRow(t, h, r, next)
-			checkRow(t, r, user, resp, body)
+			checkRow(t, model == ModelOnezone, r, user, resp, body)
 		})
 	}
 	if reached != 0 {
@@ -777,7 +826,14 @@ func TestRequestRows(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestHostileCorpus(t *testing.T) {
-	e := startEdge(t, edgeOpts{options: hostileOptions})
+	for _, model := range []string{ModelDocumented, ModelOnezone} {
+		t.Run(model, func(t *testing.T) { testHostileCorpus(t, model) })
+	}
+}
+
+func testHostileCorpus(t *testing.T, model string) {
+	options := hostileOptions + "\n\t\terror_model " + model
+	e := startEdge(t, edgeOpts{options: options})
 	rows := hostileRows(t)
 	if len(rows) < 60 {
 		t.Fatalf("corpus has %d rows, want at least 60", len(rows))
@@ -793,12 +849,12 @@ func TestHostileCorpus(t *testing.T) {
 				if err != nil {
 					t.Fatalf("no answer: %v", err)
 				}
-				checkRow(t, r, user, resp, body)
+				checkRow(t, model == ModelOnezone, r, user, resp, body)
 			})
 		}
 	}
 	run(false)
-	e.reload(t, testcaddy.Adapt(t, e.config(edgeOpts{options: hostileOptions + "\n\t\tmax_body 3MiB", servers: "max_header_size 2MB"})))
+	e.reload(t, testcaddy.Adapt(t, e.config(edgeOpts{options: options + "\n\t\tmax_body 3MiB", servers: "max_header_size 2MB"})))
 	run(true)
 
 	if n := len(e.backend.requests()); n != 0 {

@@ -32,7 +32,7 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, env *tokens.En
 			}
 			who, err := h.verifyAccess(raw, env)
 			if err != nil {
-				a := userAnswer(err)
+				a := h.userAnswer(err)
 				return caller{}, &a, err
 			}
 			return who, nil, nil
@@ -57,6 +57,9 @@ func (h *Handler) verifyAccess(raw string, env *tokens.Env) (caller, error) {
 	defer slot.Release()
 	tok, err := h.access.Verify(raw, env, &slot, h.verifier.Keys.AuthenticateTo, (*tokens.Token).CheckAccess)
 	if err != nil {
+		if tok != nil && !tok.ID.Legacy && tok.ID.Type.Kind == tokens.TypeAccess && tok.ID.Subject.Kind != "usr" {
+			return caller{}, &notUserError{tok.ID.Subject, err}
+		}
 		return caller{}, err
 	}
 	return caller{userID: tok.ID.Subject.ID, fromToken: true}, nil

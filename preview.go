@@ -35,9 +35,11 @@ const (
 )
 
 var (
-	ansUndecodable = answer{http.StatusBadRequest, "invalid_token", "Provided token could not be decoded.", "invalid_token"}
+	ansUndecodable = answer{http.StatusBadRequest, "invalid_token", "Provided token could not be decoded.", "invalid_token", ozBadValueToken("token", ozBadToken)}
 	// Verify with no identified caller, for an invite bound to consumers.
-	ansSignInToCheck = answer{http.StatusUnauthorized, "unauthorized", "This invite is meant for specific users: sign in to check it.", "unauthorized"}
+	// Onezone answers tokenCaveatUnverified for the consumer caveat
+	// (verifyAnswer sets it).
+	ansSignInToCheck = answer{http.StatusUnauthorized, "unauthorized", "This invite is meant for specific users: sign in to check it.", "unauthorized", nil}
 )
 
 // examineAnswer maps an Examine error to its answer.
@@ -45,6 +47,7 @@ func examineAnswer(err error) answer {
 	a := ansUndecodable
 	if tokens.KindOf(err) == tokens.KindTooLarge {
 		a.desc = "Provided token is too large."
+		a.oz = ozInviteError(err, tokens.InviteType{}, nil)
 	}
 	return a
 }
@@ -120,7 +123,12 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	case req.consumerToken != "":
 		c, err := h.verifyAccess(req.consumerToken, env)
 		if err != nil {
-			return refuse(userAnswer(err), err)
+			a := h.userAnswer(err)
+			if h.onezone { // Onezone validates the field first
+				tokenErr, _ := ozTokenError(err, tokens.InviteType{}, nil)
+				a.oz = ozBadValueToken("consumerToken", tokenErr)
+			}
+			return refuse(a, err)
 		}
 		who = c
 	default:
@@ -157,9 +165,17 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		if tokens.KindOf(err) == tokens.KindConsumer && who.userID == "" {
-			return refuse(ansSignInToCheck, err)
+			a := ansSignInToCheck
+			if h.onezone {
+				a.oz = ozInviteError(err, req.expected, invite)
+			}
+			return refuse(a, err)
 		}
-		return refuse(inviteAnswerFor(err, wrongType), err)
+		a := inviteAnswerFor(err, wrongType)
+		if h.onezone {
+			a.oz = ozInviteError(err, req.expected, invite)
+		}
+		return refuse(a, err)
 	}
 	if a, err := h.peekUsage(r.Context(), invite); a != nil {
 		return refuse(*a, err)
@@ -196,7 +212,7 @@ func (h *Handler) peekUsage(rctx context.Context, invite *tokens.Token) (*answer
 	default:
 		return nil, nil
 	}
-	a := h.inviteAnswer(kind)
+	a := h.inviteAnswer(kind, invite)
 	return &a, kind
 }
 
@@ -219,6 +235,15 @@ type verifyRequest struct {
 func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answer) {
 	var req verifyRequest
 	fail := func(desc string) (verifyRequest, *answer) { a := badRequest(desc); return req, &a }
+	failOz := func(desc string, oz *ozError) (verifyRequest, *answer) {
+		a := badRequest(desc)
+		a.oz = oz
+		return req, &a
+	}
+	servedNames := make([]string, len(served))
+	for i, t := range served {
+		servedNames[i] = t.Name
+	}
 	get := func(name string) (json.RawMessage, *answer) {
 		f, _ := topField(body, name) // the body is known to be a JSON object
 		switch {
@@ -237,7 +262,7 @@ func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answ
 	if raw != nil {
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
-			return fail(`Field "expectedInviteType" must be a string.`)
+			return failOz(`Field "expectedInviteType" must be a string.`, ozNotAllowed("expectedInviteType", servedNames))
 		}
 		for _, t := range served {
 			if t.Name == s {
@@ -249,7 +274,8 @@ func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answ
 			for i, t := range served {
 				names[i] = strconv.Quote(t.Name)
 			}
-			return fail(`Field "expectedInviteType": the invites verified here are of type ` + strings.Join(names, ", ") + ".")
+			return failOz(`Field "expectedInviteType": the invites verified here are of type `+strings.Join(names, ", ")+".",
+				ozNotAllowed("expectedInviteType", servedNames))
 		}
 	}
 	f, _ := topField(body, "consumerToken")
@@ -260,7 +286,7 @@ func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answ
 		if string(f.raw) == "null" {
 			req.consumerNull = true
 		} else if s, ok := f.str(); !ok || s == "" {
-			return fail(`Field "consumerToken" must be a non-empty string or null.`)
+			return failOz(`Field "consumerToken" must be a non-empty string or null.`, ozBadValueToken("consumerToken", ozBadToken))
 		} else {
 			req.consumerToken = s
 		}
@@ -271,7 +297,7 @@ func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answ
 			return req, a
 		}
 		if raw != nil {
-			return fail(`Field "` + name + `" is not supported here: ` + refusedWhy[name])
+			return failOz(`Field "`+name+`" is not supported here: `+refusedWhy[name], ozBadData(name, refusedWhy[name]))
 		}
 	}
 	raw, a = get("allowDataAccessCaveats")
@@ -279,7 +305,8 @@ func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answ
 		return req, a
 	}
 	if raw != nil && string(raw) != "false" {
-		return fail(`Field "allowDataAccessCaveats" may only be false: data access caveats never hold on an invite.`)
+		return failOz(`Field "allowDataAccessCaveats" may only be false: data access caveats never hold on an invite.`,
+			ozBadData("allowDataAccessCaveats", "data access caveats never hold on an invite"))
 	}
 	return req, nil
 }

@@ -84,6 +84,8 @@ type routeRow struct {
 	status   int
 	code     string
 	desc     string      // part of the error description
+	ozStatus int         // in Onezone's model: the status and error id
+	ozID     string
 	location string      // of a 201
 	headers  http.Header // the edge's headers the backend gets on a 201
 }
@@ -124,12 +126,12 @@ func routeRows(t *testing.T) []routeRow {
 		}
 		tok, _ = mint(other, "t1")
 		rows = append(rows, routeRow{name: name + "/wrong type", route: r, path: path, token: tok, caller: alice,
-			status: 400, code: "invalid_token", desc: wrongTypeDesc(typ)})
+			status: 400, code: "invalid_token", desc: wrongTypeDesc(typ), ozStatus: 400, ozID: "badValueToken"})
 
 		tok, id = mint(typ, entity)
 		if typ.Joiner == typ.Target {
 			rows = append(rows, routeRow{name: name + "/self-join", route: r, path: path, token: tok, caller: alice,
-				status: 400, code: "invalid_request", desc: "cannot join itself"})
+				status: 400, code: "invalid_request", desc: "cannot join itself", ozStatus: 400, ozID: "cannotAddRelationToSelf"})
 		} else {
 			rows = append(rows, routeRow{name: name + "/same id, another type", route: r, path: path, token: tok, caller: alice,
 				status: 201, location: loc(entity), headers: edgeHeaders("alice", name, entity, entity, id, "usr-bob")})
@@ -138,12 +140,12 @@ func routeRows(t *testing.T) []routeRow {
 		if !r.byUser() {
 			tok, _ = mint(typ, "t1")
 			rows = append(rows, routeRow{name: name + "/id outside the alphabet", route: r, path: strings.Replace(r.path, "{id}", "a$b", 1),
-				token: tok, caller: alice, status: 400, code: "invalid_request", desc: "joining entity"})
+				token: tok, caller: alice, status: 400, code: "invalid_request", desc: "joining entity", ozStatus: 400, ozID: "badValueIdentifier"})
 		}
 
 		tok, _ = mint(typ, "t1", "consumer = usr-carol")
 		rows = append(rows, routeRow{name: name + "/consumer-bound to another user", route: r, path: path, token: tok, caller: alice,
-			status: 403, code: "forbidden", desc: "not meant for the current user"})
+			status: 403, code: "forbidden", desc: "not meant for the current user", ozStatus: 400, ozID: "tokenCaveatUnverified"})
 		tok, id = mint(typ, "t1", "consumer = usr-alice")
 		rows = append(rows, routeRow{name: name + "/consumer-bound to the caller", route: r, path: path, token: tok, caller: alice,
 			status: 201, location: loc("t1"), headers: edgeHeaders("alice", name, entity, "t1", id, "usr-bob")})
@@ -154,7 +156,7 @@ func routeRows(t *testing.T) []routeRow {
 			api = "space"
 		}
 		rows = append(rows, routeRow{name: name + "/access token for another join", route: r, path: path, token: tok,
-			caller: access(t, "alice", "api = ozw/create/"+api+".*.join:*"), status: 401, code: "invalid_token"})
+			caller: access(t, "alice", "api = ozw/create/"+api+".*.join:*"), status: 401, code: "invalid_token", ozStatus: 401, ozID: "unauthorized"})
 		tok, id = mint(typ, "t1")
 		rows = append(rows, routeRow{name: name + "/access token for this join", route: r, path: path, token: tok,
 			caller: access(t, "alice", "api = ozw/create/"+typ.Target.String()+".*.join:*"),
@@ -163,13 +165,25 @@ func routeRows(t *testing.T) []routeRow {
 	return rows
 }
 
-// checkRouteAnswer checks one row's answer and what the backend got.
-func checkRouteAnswer(t *testing.T, row routeRow, status int, header http.Header, body []byte, backend []http.Header) {
+// checkRouteAnswer checks one row's answer, in the model given, and what
+// the backend got.
+func checkRouteAnswer(t *testing.T, onezone bool, row routeRow, status int, header http.Header, body []byte, backend []http.Header) {
 	t.Helper()
+	if onezone && row.status != http.StatusCreated {
+		if status != row.ozStatus || decodeOz(t, body).Error.ID != row.ozID {
+			t.Errorf("answer %d %s, want %d %s", status, body, row.ozStatus, row.ozID)
+		}
+		validateError(t, true, body)
+		if len(backend) != 0 {
+			t.Errorf("a refused request reached the backend")
+		}
+		return
+	}
 	if status != row.status {
 		t.Fatalf("status %d, want %d: %s", status, row.status, body)
 	}
 	if row.status != http.StatusCreated {
+		validateError(t, false, body)
 		var doc struct {
 			Error string `json:"error"`
 			Desc  string `json:"error_description"`
@@ -210,10 +224,16 @@ var forgedHeaders = func() http.Header {
 	return h
 }()
 
-// Every route's rows through ServeHTTP: one handler per route, all on the
-// shared state of one.
+// Every route's rows through ServeHTTP, in both error models: one handler
+// per route, all on the shared state of one.
 func TestJoinRoutesServeHTTP(t *testing.T) {
-	base := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, Store: &StoreConfig{Type: "memory"}}})
+	for _, model := range []string{ModelDocumented, ModelOnezone} {
+		t.Run(model, func(t *testing.T) { testJoinRoutesServeHTTP(t, model) })
+	}
+}
+
+func testJoinRoutesServeHTTP(t *testing.T, model string) {
+	base := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, Store: &StoreConfig{Type: "memory"}, ErrorModel: model}})
 	handlers := map[string]*Handler{}
 	for _, r := range joinRoutes {
 		handlers[r.invite.Name] = sibling(t, base, r.invite.Name)
@@ -233,7 +253,7 @@ func TestJoinRoutesServeHTTP(t *testing.T) {
 			if err := handlers[row.route.invite.Name].ServeHTTP(w, r, next); err != nil {
 				t.Fatal(err)
 			}
-			checkRouteAnswer(t, row, w.Code, w.Header(), w.Body.Bytes(), backend)
+			checkRouteAnswer(t, model == ModelOnezone, row, w.Code, w.Header(), w.Body.Bytes(), backend)
 		})
 	}
 }
@@ -249,9 +269,15 @@ func routesSite(t *testing.T, shared string) *site {
 }
 
 // Every route's rows through a real Caddy with reverse_proxy to a
-// recording backend.
+// recording backend, in both error models.
 func TestJoinRoutesInCaddy(t *testing.T) {
-	s := routesSite(t, "\t\tkey "+testSecret+"\n\t\tstore memory")
+	for _, model := range []string{ModelDocumented, ModelOnezone} {
+		t.Run(model, func(t *testing.T) { testJoinRoutesInCaddy(t, model) })
+	}
+}
+
+func testJoinRoutesInCaddy(t *testing.T, model string) {
+	s := routesSite(t, "\t\tkey "+testSecret+"\n\t\tstore memory\n\t\terror_model "+model)
 	for _, row := range routeRows(t) {
 		t.Run(row.name, func(t *testing.T) {
 			s.backend.reset()
@@ -268,7 +294,7 @@ func TestJoinRoutesInCaddy(t *testing.T) {
 				}
 				backend = append(backend, r.header)
 			}
-			checkRouteAnswer(t, row, resp.StatusCode, resp.Header, []byte(body), backend)
+			checkRouteAnswer(t, model == ModelOnezone, row, resp.StatusCode, resp.Header, []byte(body), backend)
 		})
 	}
 }

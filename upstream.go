@@ -30,7 +30,7 @@ var upstreamHeaders = [...]string{
 
 // Refusals of request parts the edge cannot vouch for.
 var (
-	ansTooEarly = answer{http.StatusTooEarly, "too_early", "Request was sent in TLS early data; retry it after the handshake.", "too_early"}
+	ansTooEarly = answer{http.StatusTooEarly, "too_early", "Request was sent in TLS early data; retry it after the handshake.", "too_early", ozTooEarly}
 	ansQuery    = badRequest("Request must have no query string.")
 	ansTarget   = badRequest("Request path must be plain: no percent-escapes, no ';', no empty, '.' or '..' segments, no trailing '/'.")
 	ansEncoded  = badRequest("Request body must not be encoded (Content-Encoding).")

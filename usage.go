@@ -28,13 +28,13 @@ func (h *Handler) reserve(r context.Context, invite *tokens.Token) (store.Reserv
 	case err == nil:
 		return res, nil, nil
 	case errors.Is(err, store.ErrUnknown):
-		a := h.inviteAnswer(tokens.ErrUnknown)
+		a := h.inviteAnswer(tokens.ErrUnknown, invite)
 		return nil, &a, err
 	case errors.Is(err, store.ErrRevoked):
-		a := h.inviteAnswer(tokens.ErrRevoked)
+		a := h.inviteAnswer(tokens.ErrRevoked, invite)
 		return nil, &a, err
 	case errors.Is(err, store.ErrUsedUp):
-		a := h.inviteAnswer(tokens.ErrUsedUp)
+		a := h.inviteAnswer(tokens.ErrUsedUp, invite)
 		return nil, &a, err
 	}
 	return nil, &ansUnavailable, err

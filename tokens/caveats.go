@@ -76,7 +76,7 @@ var regionNames = map[string]bool{
 func ParseCaveat(s string) (Caveat, error) {
 	c := Caveat{Raw: s}
 	bad := func(kind CaveatKind, why string) (Caveat, error) {
-		return Caveat{}, caveatErr(KindCaveat, kind.String(), why)
+		return Caveat{}, &Error{Kind: KindCaveat, Caveat: kind.String(), Detail: why, Text: s}
 	}
 	name, op, val := splitCaveat(s)
 	switch name {
@@ -138,7 +138,7 @@ func ParseCaveat(s string) (Caveat, error) {
 			c.Kind = CaveatData
 			break
 		}
-		return Caveat{}, caveatErr(KindCaveat, "unknown", "caveat not understood")
+		return Caveat{}, &Error{Kind: KindCaveat, Caveat: "unknown", Detail: "caveat not understood", Text: s}
 	}
 	c.Value = val
 	return c, nil
@@ -303,11 +303,13 @@ type Env struct {
 // caveats of invites are not checked here (see Token.CheckInvite): they
 // answer a different status.
 func (c *Caveat) Check(p Purpose, env *Env) error {
-	fail := func(why string) error { return caveatErr(KindCaveat, c.Kind.String(), why) }
+	fail := func(why string) error {
+		return &Error{Kind: KindCaveat, Caveat: c.Kind.String(), Detail: why, Text: c.Raw}
+	}
 	switch c.Kind {
 	case CaveatTime:
 		if env.Now.Unix() >= c.Expires {
-			return caveatErr(KindExpired, "time", "")
+			return &Error{Kind: KindExpired, Caveat: "time", Text: c.Raw}
 		}
 		return nil
 	case CaveatIP:
@@ -377,7 +379,7 @@ func (c *Caveat) Check(p Purpose, env *Env) error {
 	case CaveatConsumer:
 		if p == PurposeInvite {
 			if !c.consumerMatches(env.UserID) {
-				return caveatErr(KindConsumer, "consumer", "")
+				return &Error{Kind: KindConsumer, Caveat: "consumer", Text: c.Raw}
 			}
 			return nil
 		}

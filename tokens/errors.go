@@ -54,6 +54,10 @@ type Error struct {
 	Kind   Kind
 	Caveat string // caveat kind that failed ("time", "ip", "geo.country", …), if any
 	Detail string // safe human detail, e.g. "not a group invite"
+	// Text is the failing caveat as written in the token, for an answer
+	// that describes it to the token's holder (as Onezone's errors do). It
+	// is not part of Error(), which goes to logs.
+	Text string
 }
 
 func (e *Error) Error() string {
@@ -71,7 +75,7 @@ func (e *Error) Error() string {
 // same kind, whatever its detail.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Kind == e.Kind && t.Caveat == "" && t.Detail == ""
+	return ok && t.Kind == e.Kind && t.Caveat == "" && t.Detail == "" && t.Text == ""
 }
 
 // Sentinels for errors.Is.
@@ -102,7 +106,3 @@ func KindOf(err error) Kind {
 }
 
 func malformed(detail string) *Error { return &Error{Kind: KindMalformed, Detail: detail} }
-
-func caveatErr(kind Kind, caveat, detail string) *Error {
-	return &Error{Kind: kind, Caveat: caveat, Detail: detail}
-}

@@ -101,6 +101,10 @@ func subjectJSON(s Subject) SubjectJSON {
 	return SubjectJSON{Type: "nobody"}
 }
 
+// TypeToJSON is a token type in Onezone's JSON (ctool token_type.erl,
+// to_json), as Examine writes it.
+func TypeToJSON(t TokenType) (json.RawMessage, error) { return typeJSON(t) }
+
 // typeJSON is a token type in Onezone's JSON (ctool token_type.erl,
 // to_json).
 func typeJSON(t TokenType) (json.RawMessage, error) {
@@ -130,6 +134,10 @@ func typeJSON(t TokenType) (json.RawMessage, error) {
 	}
 	return json.Marshal(v)
 }
+
+// CaveatToJSON is the caveat text in Onezone's JSON (ctool caveats.erl,
+// to_json), as Examine lists it.
+func CaveatToJSON(text string) CaveatJSON { return caveatJSON(text) }
 
 // caveatJSON is one caveat in Onezone's JSON (ctool caveats.erl, to_json).
 // What ParseCaveat refuses, and data.* caveats other than the three

@@ -46,7 +46,9 @@ func TestJoinSpace(t *testing.T) {
 	for name, dsn := range dsns(t) {
 		t.Run(name, func(t *testing.T) {
 			base := newRelationsBackend(t, dsn)
-			post := func(h map[string]string) answer { return do(t, http.MethodPost, base+"/user/spaces/join", h, `{"token":"x"}`) }
+			post := func(h map[string]string) answer {
+				return do(t, http.MethodPost, base+"/user/spaces/join", h, `{"token":"x"}`)
+			}
 			if a := post(edgeHeaders("userJoinSpace", "alice", "alice", "datasets")); a.status != http.StatusNoContent {
 				t.Fatalf("join: %d %s", a.status, a.body)
 			}
