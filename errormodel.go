@@ -329,11 +329,15 @@ func ozBackend(status int, typ tokens.InviteType, joiner tokens.Entity, target s
 		return ozUnauthorized
 	case status == http.StatusForbidden:
 		return ozForbidden
-	case status == http.StatusNotFound:
-		// The joined entity is not there: Onezone's answer for an invite
-		// whose target does not exist (oz-worker invite_tokens.erl).
+	case status == http.StatusNotFound && joiner.Type == tokens.EntityUser:
+		// Where the caller joins, only the joined entity can be missing:
+		// Onezone's answer for an invite whose target does not exist
+		// (oz-worker invite_tokens.erl).
 		return &ozError{400, "inviteTokenTargetIdInvalid", "The target id '" + target + "' is invalid for this type of invite token.",
 			map[string]any{"id": target}}
+	case status == http.StatusNotFound:
+		// The joining group, space or harvester may be the missing one.
+		return ozNotFound
 	case status == http.StatusConflict:
 		child, parent := joiner.Type.String(), typ.Target.String()
 		return &ozError{409, "relationAlreadyExists",

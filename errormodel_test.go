@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/caddy-groupjoin/caddy-groupjoin/tokens"
@@ -123,7 +125,8 @@ func everyAnswer(t *testing.T) []answer {
 	}
 	all = append(all, oz.userAnswer(&notUserError{tokens.Subject{Kind: "prv", ID: "p1"}, tokens.ErrWrongType}))
 	for s := 100; s <= 599; s++ {
-		all = append(all, oz.backendAnswer(s, tokens.Entity{Type: tokens.EntityGroup, ID: "child"}, received))
+		all = append(all, oz.backendAnswer(s, tokens.Entity{Type: tokens.EntityGroup, ID: "child"}, received),
+			oz.backendAnswer(s, tokens.Entity{Type: tokens.EntityUser, ID: "alice"}, received))
 	}
 	served := []tokens.InviteType{tokens.UserJoinGroup, ujs}
 	for _, body := range []string{`{"expectedInviteType":7}`, `{"expectedInviteType":"userJoinCluster"}`, `{"consumerToken":5}`,
@@ -245,8 +248,10 @@ func TestOnezoneErrors(t *testing.T) {
 			func(d ozDoc) bool {
 				return detail(d, "childType") == "group" && detail(d, "childId") == "child" && detail(d, "parentType") == "group" && detail(d, "parentId") == "s1"
 			}},
-		{"target gone", h.backendAnswer(404, tokens.Entity{Type: tokens.EntityGroup, ID: "child"}, received), 400, "inviteTokenTargetIdInvalid",
+		{"target gone", h.backendAnswer(404, tokens.Entity{Type: tokens.EntityUser, ID: "alice"}, received), 400, "inviteTokenTargetIdInvalid",
 			"The target id 's1' is invalid for this type of invite token.", func(d ozDoc) bool { return detail(d, "id") == "s1" }},
+		{"an entity gone", h.backendAnswer(404, tokens.Entity{Type: tokens.EntityGroup, ID: "child"}, received), 404, "notFound",
+			"The resource could not be found.", nil},
 		{"gateway timeout", h.backendAnswer(504, tokens.Entity{}, received), 503, "timeout", "Operation timed out.", nil},
 	}
 	for _, r := range rows {
@@ -290,4 +295,113 @@ func TestAtomName(t *testing.T) {
 		}
 	}
 	_ = http.StatusOK
+}
+
+// A real Caddy in Onezone's model: a backend's 409 becomes
+// relationAlreadyExists naming the route's parts, and the use it reserved
+// is given back; an answer of the backend that already is a ctool error
+// passes unchanged, one in the documented model is normalised; the
+// preview endpoints answer in the model too.
+func TestOnezoneModelInCaddy(t *testing.T) {
+	s := startRoutesSite(t, "\t\tkey "+testSecret+"\n\t\tstore memory\n\t\terror_model onezone",
+		"group_join /user/groups/join", "group_join /groups/*/parents/join groupJoinGroup",
+		"group_join /tokens/examine examine", "group_join /tokens/verify_invite_token verify")
+	st := memoryStore(t, 0)
+	gjg, _ := tokens.InviteTypeByName("groupJoinGroup")
+	id := tokens.NewTokenID()
+	tok := mintT(t, testSecret, tokens.InviteIDOf(tokens.Persistence{Named: true}, gjg, "bob", "physics", id), inHour())
+	if err := st.Register(t.Context(), id, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	user := []string{"Content-Type", "application/json", "X-Auth-Token", access(t, "alice")}
+	post := func(path, body string) (int, []byte) {
+		resp := s.do(http.MethodPost, path, body, user...)
+		return resp.StatusCode, []byte(bodyOf(resp))
+	}
+
+	// The example backend's 409, in the documented model.
+	s.backend.respond(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"error":"already_member","error_description":"User is already a member of this group."}`))
+	})
+	status, body := post("/groups/optics/parents/join", joinBody(tok))
+	d := decodeOz(t, body)
+	if status != 409 || d.Error.ID != "relationAlreadyExists" || d.Error.Description != "Bad value: group:optics is already a member of group:physics." ||
+		d.Error.Details["childId"] != "optics" || d.Error.Details["parentType"] != "group" {
+		t.Errorf("409: %d %s", status, body)
+	}
+	validateError(t, true, body)
+	if inv, err := st.Get(t.Context(), id); err != nil || inv.Used != 0 || inv.Reserved != 0 {
+		t.Errorf("after a 409 the use was not given back: %+v %v", inv, err)
+	}
+
+	// A backend that answers in Onezone's model: unchanged.
+	own := `{"error":{"id":"forbidden","description":"You are not authorized to perform this operation: lacks group_add_parent.","details":{"hint":"lacks group_add_parent"}}}`
+	s.backend.respond(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(own))
+	})
+	if status, body := post("/groups/optics/parents/join", joinBody(tok)); status != 403 || string(body) != own {
+		t.Errorf("passed-through answer: %d %s", status, body)
+	}
+
+	// The previews.
+	status, body = post("/tokens/examine", `{"token":"garbage"}`)
+	if d := decodeOz(t, body); status != 400 || d.Error.ID != "badValueToken" {
+		t.Errorf("examine: %d %s", status, body)
+	}
+	bound := mintT(t, testSecret, tokens.InviteID(tokens.Persistence{Generation: 0}, "bob", "g1", tokens.NewTokenID()), "consumer = usr-carol")
+	resp := s.do(http.MethodPost, "/tokens/verify_invite_token", joinBody(bound), "Content-Type", "application/json")
+	body = []byte(bodyOf(resp))
+	if d := decodeOz(t, body); resp.StatusCode != 400 || d.Error.ID != "tokenCaveatUnverified" {
+		t.Errorf("verify, nobody signed in: %d %s", resp.StatusCode, body)
+	}
+	validateError(t, true, body)
+}
+
+// In the documented model a backend's ctool error is not the model's: it
+// is normalised by its status.
+func TestDocumentedModelNormalisesOnezoneBackend(t *testing.T) {
+	s := startSite(t, "\t\tkey "+testSecret)
+	s.backend.respond(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"error":{"id":"relationAlreadyExists","description":"x"}}`))
+	})
+	resp := s.join(joinBody(invite(t, "g1")), "X-Auth-Token", access(t, "alice"))
+	body := bodyOf(resp)
+	if resp.StatusCode != 409 || body != `{"error":"already_member","error_description":"The user is already a member of this group."}` {
+		t.Errorf("%d %s", resp.StatusCode, body)
+	}
+}
+
+// The decision log and the metric outcome are the model's business no
+// more than the backend's: the same request logs the same outcome in
+// both; the status logged is the one sent.
+func TestModelKeepsOutcomes(t *testing.T) {
+	outcomes := map[string][]string{}
+	for _, model := range []string{ModelDocumented, ModelOnezone} {
+		h := provisionHandler(t, &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, ErrorModel: model}})
+		core, logs := observer.New(zap.InfoLevel)
+		h.logger = zap.New(core)
+		for _, c := range []struct{ user, body string }{
+			{"", joinBody(invite(t, "g1"))},
+			{access(t, "alice"), `{"token":"x"}`},
+			{access(t, "alice"), joinBody(invite(t, "g1", "consumer = usr-carol"))},
+			{access(t, "alice"), `{}`},
+			{"garbage", joinBody(invite(t, "g1"))},
+		} {
+			w := httptest.NewRecorder()
+			_ = h.ServeHTTP(w, handlerRequest("192.0.2.1", c.user, c.body), nil)
+		}
+		for _, e := range logs.All() {
+			m := e.ContextMap()
+			outcomes[model] = append(outcomes[model], fmt.Sprint(m["outcome"]))
+		}
+	}
+	if d, o := strings.Join(outcomes[ModelDocumented], " "), strings.Join(outcomes[ModelOnezone], " "); d != o || d == "" {
+		t.Errorf("outcomes differ:\n documented %s\n onezone    %s", d, o)
+	}
 }
