@@ -235,7 +235,9 @@ func TestOnezoneErrors(t *testing.T) {
 		{"access token forged", h.userAnswer(tokens.ErrSignature), 401, "unauthorized", "", func(d ozDoc) bool { return detail(d, "authError", "id") == "tokenInvalid" }},
 		{"a provider's access token", h.userAnswer(&notUserError{tokens.Subject{Kind: "prv", ID: "p1"}, tokens.ErrWrongType}), 400, "inviteTokenConsumerInvalid",
 			"The consumer 'oneprovider:p1' is invalid for this type of invite token.",
-			func(d ozDoc) bool { return detail(d, "consumer", "type") == "oneprovider" && detail(d, "consumer", "id") == "p1" }},
+			func(d ozDoc) bool {
+				return detail(d, "consumer", "type") == "oneprovider" && detail(d, "consumer", "id") == "p1"
+			}},
 		{"no credentials", ansNoUser, 401, "unauthorized", "You must authenticate yourself to perform this operation.", nil},
 		{"method", ansMethod, 405, "notSupported", "", nil},
 		{"early data", ansTooEarly, 425, "temporaryFailure", "", nil},

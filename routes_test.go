@@ -83,8 +83,8 @@ type routeRow struct {
 	caller   string // access token
 	status   int
 	code     string
-	desc     string      // part of the error description
-	ozStatus int         // in Onezone's model: the status and error id
+	desc     string // part of the error description
+	ozStatus int    // in Onezone's model: the status and error id
 	ozID     string
 	location string      // of a 201
 	headers  http.Header // the edge's headers the backend gets on a 201
