@@ -94,7 +94,9 @@ type edge struct {
 	url, admin string
 }
 
-func startEdge(t *testing.T, backend string) *edge {
+// startEdge runs the Caddyfile with the error model given ("" keeps the
+// file's, the documented one).
+func startEdge(t *testing.T, backend, model string) *edge {
 	port, adminPort := freePort(t), freePort(t)
 	root, err := filepath.Abs("site")
 	if err != nil {
@@ -111,6 +113,12 @@ func startEdge(t *testing.T, backend string) *edge {
 	}
 	// The example's access log goes to stderr; the test keeps it quiet.
 	src = bytes.Replace(src, []byte("output stderr"), []byte("output discard"), 1)
+	if model != "" {
+		src = bytes.Replace(src, []byte("\t\tstore memory\n"), []byte("\t\tstore memory\n\t\terror_model "+model+"\n"), 1)
+		if !bytes.Contains(src, []byte("error_model")) {
+			t.Fatal("the example Caddyfile's global group_join option has no store memory line to add error_model after")
+		}
+	}
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		t.Fatalf("adapting the example Caddyfile: %v", err)
@@ -239,9 +247,30 @@ func expect(t *testing.T, what, got, want string) {
 }
 
 func TestJoinPageInBrowser(t *testing.T) {
+	for _, model := range []string{"", "onezone"} {
+		name := model
+		if name == "" {
+			name = "documented"
+		}
+		t.Run(name, func(t *testing.T) { testJoinPageInBrowser(t, model) })
+	}
+}
+
+func testJoinPageInBrowser(t *testing.T, model string) {
 	exe := chromium(t)
 	backend := newMembers(t)
-	e := startEdge(t, strings.TrimPrefix(backend.srv.URL, "http://"))
+	e := startEdge(t, strings.TrimPrefix(backend.srv.URL, "http://"), model)
+	// The edge answers in the model asked for: the page reads what comes.
+	resp, err := http.Post(e.url+"/user/groups/join", "application/json", strings.NewReader(`{"token":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if _, nested := doc["error"].(map[string]any); nested != (model == "onezone") {
+		t.Fatalf("error answer %v is not in the %q model", doc, model)
+	}
 	link := e.url + "/join#"
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),

@@ -60,7 +60,56 @@ async function post(path, token, withAuth, extra) {
   } catch (e) {
     body = null;
   }
-  return { status: resp.status, body };
+  return normalize({ status: resp.status, body });
+}
+
+// normalize reads an error in either of the edge's models: the documented
+// {"error": "<code>", "error_description": "…"} is kept; Onezone's
+// {"error": {"id", "description", "details"}} becomes the documented code
+// and status the page words its answers by.
+function normalize(r) {
+  const e = r.body && r.body.error;
+  if (!e || typeof e !== "object") return r;
+  const details = e.details || {};
+  const caveat = (details.caveat && details.caveat.type) || "";
+  let status = r.status;
+  let code = "invalid_token";
+  let desc = e.description || "";
+  switch (e.id) {
+    case "unauthorized":
+      code = details.authError ? "invalid_token" : "unauthorized";
+      break;
+    case "tokenCaveatUnverified":
+      if (caveat === "consumer") {
+        // Sign-in status decides between "sign in" and "someone else".
+        status = accessToken() ? 403 : 401;
+        code = accessToken() ? "forbidden" : "unauthorized";
+      } else if (caveat === "time") {
+        desc = "Invite token has expired.";
+      }
+      break;
+    case "inviteTokenUsageLimitReached":
+      desc = "Invite token usage limit has been reached.";
+      break;
+    case "tokenRevoked":
+      desc = "Invite token has been revoked.";
+      break;
+    case "badValueToken":
+      if (details.tokenError && details.tokenError.id === "notAnInviteToken") desc = "Provided token is not an invite of a type served here.";
+      break;
+    case "relationAlreadyExists":
+      code = "already_member";
+      break;
+    case "serviceUnavailable":
+      code = "service_unavailable";
+      break;
+    case "malformedData":
+    case "missingRequiredValue":
+    case "badValueEmpty":
+      code = "invalid_request";
+      break;
+  }
+  return { status, body: { error: code, error_description: desc } };
 }
 
 function setText(id, text, cls) {
