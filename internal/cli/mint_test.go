@@ -48,3 +48,4 @@ func TestMintInviteLinkRefused(t *testing.T) {
 		}
 	}
 }
+

@@ -390,13 +390,7 @@ func (a *adminClient) call(ctx context.Context, path string, body []byte, want i
 	if resp.StatusCode == want {
 		return nil
 	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	msg := strings.TrimSpace(string(raw))
-	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-		msg = e.Error
-	}
+	msg := errorMessage(raw)
 	var kind error
 	switch resp.StatusCode {
 	case http.StatusConflict:
@@ -409,6 +403,35 @@ func (a *adminClient) call(ctx context.Context, path string, body []byte, want i
 		}
 	}
 	return &adminError{kind: kind, msg: fmt.Sprintf("admin API answered %d: %s", resp.StatusCode, msg)}
+}
+
+// errorMessage is the message of an error answer in any of the forms a
+// Caddy with group_join writes: Caddy's admin API's {"error": "<message>"},
+// the documented {"error": "<code>", "error_description": "<text>"}, and
+// Onezone's {"error": {"id": "<id>", "description": "<text>"}}; anything
+// else as it came.
+func errorMessage(raw []byte) string {
+	var e struct {
+		Error       json.RawMessage `json:"error"`
+		Description string          `json:"error_description"`
+	}
+	if json.Unmarshal(raw, &e) == nil && len(e.Error) > 0 {
+		var code string
+		if json.Unmarshal(e.Error, &code) == nil && code != "" {
+			if e.Description != "" {
+				return code + ": " + e.Description
+			}
+			return code
+		}
+		var oz struct {
+			ID          string `json:"id"`
+			Description string `json:"description"`
+		}
+		if json.Unmarshal(e.Error, &oz) == nil && oz.ID != "" {
+			return oz.ID + ": " + oz.Description
+		}
+	}
+	return strings.TrimSpace(string(raw))
 }
 
 // adminError is an admin API refusal; it unwraps to the store error it

@@ -264,3 +264,4 @@ func TestRegisterAndRevokeInRedis(t *testing.T) {
 		t.Fatalf("revoke with Redis down: %q", res.stderr)
 	}
 }
+
