@@ -48,4 +48,3 @@ func TestMintInviteLinkRefused(t *testing.T) {
 		}
 	}
 }
-

@@ -264,4 +264,3 @@ func TestRegisterAndRevokeInRedis(t *testing.T) {
 		t.Fatalf("revoke with Redis down: %q", res.stderr)
 	}
 }
-
