@@ -85,6 +85,14 @@ func TestHandlerOwnOrShared(t *testing.T) {
 	if err := h.Provision(ctx); err == nil || !strings.Contains(err.Error(), "do not apply") {
 		t.Errorf("location_prefix on examine: %v", err)
 	}
+	h = &Handler{Shared: Shared{Keys: []Key{{Secret: testSecret}}, ErrorModel: "json"}}
+	if err := h.Provision(ctx); err == nil || !strings.Contains(err.Error(), `error_model "json": want documented or onezone`) {
+		t.Errorf("unknown error model: %v", err)
+	}
+	app := &App{Shared: Shared{Keys: []Key{{Secret: testSecret}}, ErrorModel: "Onezone"}}
+	if err := app.Provision(ctx); err == nil || !strings.Contains(err.Error(), "error_model") {
+		t.Errorf("app, unknown error model: %v", err)
+	}
 	// A verify handler of its own verifies every join's invites.
 	v := provisionHandler(t, &Handler{Serve: ServeVerify, Shared: Shared{Keys: []Key{{Secret: testSecret}}}})
 	if n := len(v.servedTypes()); n != len(joinRoutes) {

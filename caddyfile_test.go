@@ -535,7 +535,7 @@ func TestAdaptDirectiveOrder(t *testing.T) {
 // directive becomes a handler with its serve value and no keys, on a
 // route whose matcher is the one written (never extended).
 func TestRoutesCaddyfile(t *testing.T) {
-	src := "{\n\tgroup_join {\n\t\tkey {env.K}\n\t\tstore memory\n\t\tmax_body 8KiB\n\t}\n}\n" +
+	src := "{\n\tgroup_join {\n\t\tkey {env.K}\n\t\tstore memory\n\t\tmax_body 8KiB\n\t\terror_model onezone\n\t}\n}\n" +
 		":8080 {\n" +
 		"\t@gj path /user/groups/join\n" +
 		"\tgroup_join @gj\n" +
@@ -562,7 +562,7 @@ func TestRoutesCaddyfile(t *testing.T) {
 	if err := json.Unmarshal(out, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if got := formatAny(doc.Apps.GroupJoin); got != `{"keys":[{"secret":"{env.K}"}],"max_body":8192,"store":{"type":"memory"}}` {
+	if got := formatAny(doc.Apps.GroupJoin); got != `{"error_model":"onezone","keys":[{"secret":"{env.K}"}],"max_body":8192,"store":{"type":"memory"}}` {
 		t.Errorf("group_join app %s", got)
 	}
 	var got []string
@@ -599,6 +599,8 @@ func TestGlobalOptionErrors(t *testing.T) {
 		{"\t\tkey k\n\t\tbogus 1", `unknown global group_join option "bogus"`},
 		{"\t\tkey k\n\t\tentity {a}", "entity is an option of each group_join handler"},
 		{"\t\tkey k\n\t\tmax_body 1KiB\n\t\tmax_body 2KiB", "max_body given twice (first at line 4)"},
+		{"\t\tkey k\n\t\terror_model json", `error_model must be documented or onezone, got "json"`},
+		{"\t\tkey k\n\t\terror_model", "wrong argument count"},
 	} {
 		src := "{\n\tgroup_join {\n" + c.block + "\n\t}\n}\n:8080 {\n\tgroup_join\n}\n"
 		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
