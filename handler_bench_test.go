@@ -273,6 +273,12 @@ func BenchmarkServeHTTPRejected(b *testing.B) {
 	b.Run("uncached-invite", func(b *testing.B) {
 		withoutCache(&h.invites, func() { runBench(b, h, reqs, http.StatusBadRequest) })
 	})
+	// The same refusals written in Onezone's model (tokenInvalid).
+	b.Run("onezone", func(b *testing.B) {
+		h.onezone = true
+		defer func() { h.onezone = false }()
+		runBench(b, h, reqs, http.StatusBadRequest)
+	})
 }
 
 // withoutCache runs f with the caches *c off: every token as if seen for
