@@ -141,3 +141,28 @@ func TestAppReload(t *testing.T) {
 		t.Errorf("backend saw %d joins, want 1", n)
 	}
 }
+
+// A handler on an app that fails to load reports the app's error, not a
+// missing key.
+func TestHandlerReportsAppError(t *testing.T) {
+	testcaddy.SkipShort(t)
+	port := testcaddy.FreePort(t)
+	cfg := fmt.Sprintf(`{
+	"admin": {"disabled": true, "config": {"persist": false}},
+	"logging": {"logs": {"default": {"writer": {"output": "discard"}}}},
+	"apps": {
+		"group_join": {"keys": [{"secret": "{env.GROUPJOIN_TEST_UNSET_KEY}"}]},
+		"http": {"servers": {"gj": {"listen": [":%d"], "automatic_https": {"disable": true},
+			"routes": [{"handle": [{"handler": "group_join"}]}]}}}
+	}
+}`, port)
+	err := caddy.Load([]byte(cfg), true)
+	if err == nil {
+		_ = caddy.Stop()
+		t.Fatal("loaded")
+	}
+	if !strings.Contains(err.Error(), "key #1: secret is empty or its placeholder cannot be resolved ({env.GROUPJOIN_TEST_UNSET_KEY})") ||
+		strings.Contains(err.Error(), "no keys") {
+		t.Errorf("error %v", err)
+	}
+}

@@ -139,8 +139,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			"write them all in the global group_join option (the group_join app) so every route shares them, or give this handler its keys too")
 	default:
 		app, err := ctx.AppIfConfigured("group_join")
-		if err != nil {
+		switch {
+		case errors.Is(err, caddy.ErrNotConfigured):
 			return errors.New(`no keys: configure them once in the global group_join option (JSON: the "group_join" app), or in this handler`)
+		case err != nil:
+			return err
 		}
 		h.attach(app.(*App).state, false)
 	}
