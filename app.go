@@ -3,6 +3,7 @@ package groupjoin
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -84,19 +85,10 @@ func (s *Shared) validate() error {
 	default:
 		return fmt.Errorf("error_model %q: want %s or %s", s.ErrorModel, ModelDocumented, ModelOnezone)
 	}
-	if s.Service != "" && !containsByte(s.Service, '-') {
+	if s.Service != "" && !strings.Contains(s.Service, "-") {
 		return fmt.Errorf("service %q must look like ozw-<id>", s.Service)
 	}
 	return nil
-}
-
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
 }
 
 // App is the group_join app: the Shared configuration of every group_join

@@ -114,7 +114,7 @@ func ozNotAllowed(key string, allowed []string) *ozError {
 // while verifying the token.
 func ozTokenError(err error, expected tokens.InviteType, received *tokens.Token) (e *ozError, wrapped bool) {
 	var te *tokens.Error
-	if !asTokenError(err, &te) {
+	if !errors.As(err, &te) {
 		return ozTokenInvalid, false
 	}
 	switch te.Kind {
@@ -391,6 +391,3 @@ func (a answer) writeOnezone(w http.ResponseWriter) int {
 	writeAnswer(w, e.status, a.code == "invalid_token", body)
 	return e.status
 }
-
-// asTokenError is errors.As for *tokens.Error.
-func asTokenError(err error, te **tokens.Error) bool { return errors.As(err, te) }
