@@ -324,21 +324,20 @@ func (h *Handler) log(level zapcore.Level, outcome string, d *decision, err erro
 	if ce == nil {
 		return
 	}
-	fields := make([]zap.Field, 0, 9)
+	fields := make([]zap.Field, 0, 10)
 	fields = append(fields,
 		zap.String("outcome", outcome),
 		zap.Int("status", d.status),
 		zap.String("client_ip", d.clientIP),
 		zap.String("user_id", d.userID))
 	if h.route != nil {
-		// A preview names no route; its invite's target is logged under
-		// the join route's field of the invite's type, when known.
 		fields = append(fields, zap.String("route", h.route.invite.Name))
 		if h.entityField != "" {
 			fields = append(fields, zap.String(h.entityField, d.entityID))
 		}
 		fields = append(fields, zap.String(h.targetField, d.targetID))
 	} else {
+		// A preview serves no route: the invite's target, of any type.
 		fields = append(fields, zap.String("target_id", d.targetID))
 	}
 	fields = append(fields, zap.String("token_id", d.tokenID))
