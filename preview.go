@@ -240,9 +240,13 @@ func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answ
 		a.oz = oz
 		return req, &a
 	}
-	servedNames := make([]string, len(served))
-	for i, t := range served {
-		servedNames[i] = t.Name
+	// The types served, for the refusals of expectedInviteType only.
+	servedNames := func() []string {
+		names := make([]string, len(served))
+		for i, t := range served {
+			names[i] = t.Name
+		}
+		return names
 	}
 	get := func(name string) (json.RawMessage, *answer) {
 		f, _ := topField(body, name) // the body is known to be a JSON object
@@ -262,7 +266,7 @@ func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answ
 	if raw != nil {
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
-			return failOz(`Field "expectedInviteType" must be a string.`, ozNotAllowed("expectedInviteType", servedNames))
+			return failOz(`Field "expectedInviteType" must be a string.`, ozNotAllowed("expectedInviteType", servedNames()))
 		}
 		for _, t := range served {
 			if t.Name == s {
@@ -270,12 +274,13 @@ func verifyFields(body []byte, served []tokens.InviteType) (verifyRequest, *answ
 			}
 		}
 		if req.expected.Code == "" {
-			names := make([]string, len(served))
-			for i, t := range served {
-				names[i] = strconv.Quote(t.Name)
+			names := servedNames()
+			quoted := make([]string, len(names))
+			for i, n := range names {
+				quoted[i] = strconv.Quote(n)
 			}
-			return failOz(`Field "expectedInviteType": the invites verified here are of type `+strings.Join(names, ", ")+".",
-				ozNotAllowed("expectedInviteType", servedNames))
+			return failOz(`Field "expectedInviteType": the invites verified here are of type `+strings.Join(quoted, ", ")+".",
+				ozNotAllowed("expectedInviteType", names))
 		}
 	}
 	f, _ := topField(body, "consumerToken")
